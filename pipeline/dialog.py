@@ -1,0 +1,63 @@
+"""The conversation as the language model sees it: a spoken-style system prompt and history.
+
+The history holds what the user said and what the assistant actually got to say: a reply cut
+off by the user keeps only the part that was played, marked as interrupted, so the model
+knows where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voxloop.models.base import Message
+
+SPOKEN_SYSTEM_PROMPT = (
+    "You are Vox, a friendly voice assistant that runs locally on the user's computer. "
+    "Everything you write is spoken aloud, so answer in one to three short sentences of plain, "
+    "conversational English. Never use markdown, lists, code, emoji or links."
+)
+
+
+@dataclass
+class Exchange:
+    turn_id: int
+    user: str
+    reply: str = ""
+    interrupted: bool = False
+
+
+class Dialog:
+    def __init__(self, system_prompt: str = SPOKEN_SYSTEM_PROMPT, max_history_chars: int = 4000) -> None:
+        self.system_prompt = system_prompt
+        self.max_history_chars = max_history_chars
+        """Oldest exchanges are dropped past this, so the prompt stays inside the context window."""
+        self.exchanges: list[Exchange] = []
+
+    def begin(self, turn_id: int, user_text: str) -> Exchange:
+        exchange = Exchange(turn_id, user_text)
+        self.exchanges.append(exchange)
+        return exchange
+
+    def find(self, turn_id: int) -> Exchange | None:
+        for exchange in reversed(self.exchanges):
+            if exchange.turn_id == turn_id:
+                return exchange
+        return None
+
+    def messages(self) -> list[Message]:
+        kept: list[Exchange] = []
+        size = 0
+        for exchange in reversed(self.exchanges):
+            size += len(exchange.user) + len(exchange.reply)
+            if kept and size > self.max_history_chars:
+                break
+            kept.append(exchange)
+        messages: list[Message] = [{"role": "system", "content": self.system_prompt}]
+        for exchange in reversed(kept):
+            messages.append({"role": "user", "content": exchange.user})
+            if exchange.reply or exchange is not kept[0]:
+                reply = exchange.reply
+                if exchange.interrupted:
+                    reply = f"{reply}... (interrupted by the user)" if reply else "(interrupted by the user before replying)"
+                messages.append({"role": "assistant", "content": reply})
+        return messages

@@ -1,0 +1,214 @@
+"""One conversation: the stages wired together, turn-taking, and the record of each turn.
+
+::
+
+    device ─► endpoint ─► asr ─► reply (llm + chunker) ─► tts ─► playback ─► output buffer ─► device
+
+The device (a sound card or the replay device) pushes microphone blocks in and pulls speaker
+blocks out. The session decides who has the floor: when the user starts speaking while a reply
+is under way it interrupts (barge-in) or, in half-duplex mode, the microphone is ignored until
+the reply has really finished playing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from voxloop.models.base import ASR, LLM, TTS
+from voxloop.voice.playback import OutputBuffer, PlaybackEvent
+from voxloop.voice.vad import Endpointer, EndpointerConfig, WebRtcVad
+
+from .asr_stage import ASRStage
+from .dialog import Dialog
+from .endpoint_stage import EndpointStage
+from .frames import NO_TURN, AudioFrame
+from .playback_stage import PlaybackStage
+from .reply_stage import ReplyStage
+from .stage import Chain
+from .tts_stage import TTSStage
+from .turn_log import TurnLog
+
+logger = logging.getLogger(__name__)
+
+
+class Device(Protocol):
+    async def run(
+        self,
+        on_input: Callable[[np.ndarray, float], None],
+        settle: Callable[[], Awaitable[None]] | None,
+        finished: Callable[[], bool],
+    ) -> None: ...
+
+
+@dataclass
+class SessionConfig:
+    barge_in: bool = True
+    """Let the user interrupt the assistant by speaking. Off = half-duplex."""
+    vad_aggressiveness: int = 2
+    endpointer: EndpointerConfig | None = None
+    max_reply_tokens: int = 160
+    queue_size: int = 64
+
+
+class VoiceSession:
+    def __init__(
+        self,
+        asr: ASR,
+        llm: LLM,
+        tts: TTS,
+        output: OutputBuffer,
+        turn_log: TurnLog,
+        dialog: Dialog | None = None,
+        config: SessionConfig | None = None,
+    ) -> None:
+        self.config = c = config or SessionConfig()
+        self.output = output
+        self.log = turn_log
+        self.dialog = dialog or Dialog()
+        self._last_turn = 0
+        self.active_turns: set[int] = set()
+        """Turns between the end of the user's speech and the end of the reply's playback."""
+        self.endpoint = EndpointStage(
+            Endpointer(WebRtcVad(c.vad_aggressiveness), c.endpointer),
+            next_turn_id=self._next_turn_id,
+            on_speech_start=self._on_speech_start,
+            on_utterance=self._activate,
+        )
+        stages = [
+            self.endpoint,
+            ASRStage(asr, on_no_words=self._end_turn_without_reply),
+            ReplyStage(llm, self.dialog, c.max_reply_tokens),
+            TTSStage(tts),
+            PlaybackStage(output),
+        ]
+        self.chain = Chain(stages, turn_log, maxsize=c.queue_size)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.interruptions = 0
+        output.on_event = self._on_playback_event
+
+    def _next_turn_id(self) -> int:
+        self._last_turn += 1
+        return self._last_turn
+
+    # --- the device edge -----------------------------------------------------------------
+
+    def on_input(self, block: np.ndarray, at_s: float) -> None:
+        """Microphone block in (int16 mono, 16 kHz). Never waits: a full queue drops and counts."""
+        self.chain.input.put_nowait(AudioFrame(NO_TURN, block, self.endpoint.sample_rate, at_s))
+
+    async def settle(self) -> None:
+        await self.chain.tracker.wait_idle()
+
+    def finished(self) -> bool:
+        """Nothing heard, nothing pending, nothing playing."""
+        return not (
+            self.chain.tracker.busy or self.endpoint.in_speech or self.active_turns or self.output.is_playing()
+        )
+
+    async def run(self, device: Device, fast: bool = False) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.chain.start()
+        try:
+            await device.run(self.on_input, self.settle if fast else None, self.finished)
+        finally:
+            await self.chain.stop()
+            for turn_id in sorted(self.active_turns):
+                self._finish(turn_id)
+
+    # --- turn-taking ---------------------------------------------------------------------
+
+    def _on_speech_start(self, turn_id: int, at_s: float) -> None:
+        if self.active_turns and self.config.barge_in:
+            logger.info("barge-in at %.2f s: interrupting turn(s) %s", at_s, sorted(self.active_turns))
+            self.interrupt(turn_id)
+
+    def _activate(self, turn_id: int) -> None:
+        self.active_turns.add(turn_id)
+        if not self.config.barge_in:
+            self.endpoint.muted = True
+
+    def interrupt(self, new_turn_id: int) -> None:
+        """Stop talking now; keep in the history only what the user heard."""
+        self.output.clear()
+        self.chain.interrupt(new_turn_id)
+        for turn_id in sorted(self.active_turns):
+            if turn_id >= new_turn_id:
+                continue
+            self.interruptions += 1
+            heard = self._heard_text(turn_id)
+            exchange = self.dialog.find(turn_id)
+            if exchange is not None:
+                exchange.reply = heard
+                exchange.interrupted = True
+            record = self.log.get(turn_id)
+            record.interrupted = True
+            record.assistant_text = heard
+            self._finish(turn_id)
+
+    def _heard_text(self, turn_id: int) -> str:
+        """Whole sentences played, plus the words of the cut sentence in proportion to its audio."""
+        by_sentence: dict[int, list[int]] = {}
+        texts: dict[int, str] = {}
+        for seg in self.output.played(turn_id):
+            played_total = by_sentence.setdefault(seg.key, [0, 0])
+            played_total[0] += seg.played
+            played_total[1] += seg.total
+            texts[seg.key] = seg.text
+        words: list[str] = []
+        for key in sorted(by_sentence):
+            played, total = by_sentence[key]
+            sentence = texts[key].split()
+            if played >= total:
+                words += sentence
+            else:
+                words += sentence[: int(len(sentence) * played / total)] if total else []
+                break
+        return " ".join(words)
+
+    def _end_turn_without_reply(self, turn_id: int) -> None:
+        self.active_turns.discard(turn_id)
+        self._unmute_if_idle()
+
+    def _finish(self, turn_id: int) -> None:
+        self.active_turns.discard(turn_id)
+        self.output.forget(turn_id)
+        self.log.finish(turn_id)
+        self._unmute_if_idle()
+
+    def _unmute_if_idle(self) -> None:
+        if not self.active_turns:
+            self.endpoint.muted = False
+
+    # --- what the speaker did --------------------------------------------------------------
+
+    def _on_playback_event(self, event: PlaybackEvent) -> None:
+        # Called from the audio thread on a live device: hand over and return.
+        if self._loop is not None and not _in_loop(self._loop):
+            self._loop.call_soon_threadsafe(self._handle_playback, event)
+        else:
+            self._handle_playback(event)
+
+    def _handle_playback(self, event: PlaybackEvent) -> None:
+        if event.turn_id not in self.active_turns:
+            return
+        record = self.log.get(event.turn_id)
+        if event.kind == "first_audio":
+            record.reply_start_s = event.at_s
+            logger.info("turn %d: reply audible at %.2f s (latency %s ms)", event.turn_id, event.at_s, record.latency_ms)
+        elif event.kind == "drained":
+            record.reply_end_s = event.at_s
+            exchange = self.dialog.find(event.turn_id)
+            record.assistant_text = exchange.reply if exchange else ""
+            self._finish(event.turn_id)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

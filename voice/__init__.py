@@ -1,0 +1,1 @@
+"""Audio edges and signal work: files, devices, resampling, VAD, echo cancellation."""

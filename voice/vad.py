@@ -1,0 +1,162 @@
+"""Voice activity detection and endpointing: where an utterance starts and where it ends.
+
+``WebRtcVad`` classifies 10/20/30 ms frames of 16 kHz int16 audio. ``Endpointer`` turns that
+frame-by-frame verdict into utterances: it confirms the start of speech once enough of a short
+window is voiced (so a click is not a turn), keeps some pre-roll so the first word is whole,
+and closes the utterance after a stretch of silence (the hangover).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class WebRtcVad:
+    """The WebRTC GMM voice detector, with an energy floor.
+
+    webrtcvad normalises level, so it happily calls faint hiss "speech"; frames quieter than
+    ``min_dbfs`` are treated as silence before it is asked.
+    """
+
+    def __init__(self, aggressiveness: int = 2, sample_rate: int = 16000, min_dbfs: float = -55.0):
+        try:
+            import webrtcvad
+        except ImportError as e:  # pragma: no cover - a declared dependency
+            raise ImportError("webrtcvad is missing: pip install webrtcvad-wheels") from e
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self.sample_rate = sample_rate
+        self._min_rms = 32768.0 * 10 ** (min_dbfs / 20)
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        """``frame``: int16 mono, 10, 20 or 30 ms long."""
+        rms = float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) if len(frame) else 0.0
+        if rms < self._min_rms:
+            return False
+        return bool(self._vad.is_speech(frame.tobytes(), self.sample_rate))
+
+
+@dataclass
+class EndpointerConfig:
+    frame_ms: int = 20
+    """Length of each frame fed to the VAD."""
+    start_window_ms: int = 200
+    """Window in which speech onset is judged."""
+    start_voiced_ms: int = 100
+    """Voiced time within the window that confirms speech has started."""
+    pre_roll_ms: int = 300
+    """Audio kept from before the confirmed onset so the first word is whole."""
+    hangover_ms: int = 500
+    """Silence after the last voiced frame that ends the utterance."""
+    min_voiced_ms: int = 200
+    """Utterances with less voiced audio than this are dropped as noise."""
+    max_utterance_s: float = 30.0
+    """Longer speech is cut here and sent on, so nothing grows without bound."""
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    at_s: float
+    """Timeline seconds of the first voiced frame."""
+
+
+@dataclass(frozen=True)
+class SpeechEnd:
+    samples: np.ndarray
+    """int16 mono: pre-roll + speech + the trailing silence that was waited."""
+    start_s: float
+    end_s: float
+    """Timeline seconds where the last voiced frame ends."""
+    endpoint_ms: float
+    """Silence waited after ``end_s`` before deciding."""
+    voiced_ms: float
+
+
+@dataclass(frozen=True)
+class SpeechDiscarded:
+    """Onset was confirmed but too little was voiced: noise, a click, a cough."""
+
+    at_s: float
+
+
+EndpointEvent = SpeechStart | SpeechEnd | SpeechDiscarded
+
+
+class Endpointer:
+    """Feed fixed-size frames in order; get events back. Pure logic, no clocks or threads."""
+
+    def __init__(self, vad: WebRtcVad, config: EndpointerConfig | None = None) -> None:
+        self.vad = vad
+        self.config = c = config or EndpointerConfig()
+        self.frame_samples = vad.sample_rate * c.frame_ms // 1000
+        self._window: collections.deque[bool] = collections.deque(maxlen=c.start_window_ms // c.frame_ms)
+        self._pre_roll: collections.deque[np.ndarray] = collections.deque(maxlen=c.pre_roll_ms // c.frame_ms)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.in_speech = False
+        self._frames: list[np.ndarray] = []
+        self._voiced_frames = 0
+        self._silent_run = 0
+        self._start_s = 0.0
+        self._last_voiced_end_s = 0.0
+        self._window.clear()
+
+    def push(self, frame: np.ndarray, at_s: float) -> list[EndpointEvent]:
+        """``frame``: int16 mono of ``frame_samples``; ``at_s``: timeline seconds of its start."""
+        c = self.config
+        voiced = self.vad.is_speech(frame)
+        frame_s = c.frame_ms / 1000
+        events: list[EndpointEvent] = []
+        if not self.in_speech:
+            self._window.append(voiced)
+            self._pre_roll.append(frame)
+            if sum(self._window) * c.frame_ms >= c.start_voiced_ms:
+                self.in_speech = True
+                # The onset is the first voiced frame in the window, not the frame that confirmed it.
+                first = list(self._window).index(True)
+                self._start_s = at_s - (len(self._window) - 1 - first) * frame_s
+                self._frames = list(self._pre_roll)
+                self._voiced_frames = sum(self._window)
+                self._silent_run = 0
+                self._last_voiced_end_s = at_s + frame_s
+                self._pre_roll.clear()
+                events.append(SpeechStart(self._start_s))
+            return events
+
+        self._frames.append(frame)
+        if voiced:
+            self._voiced_frames += 1
+            self._silent_run = 0
+            self._last_voiced_end_s = at_s + frame_s
+        else:
+            self._silent_run += 1
+        duration_s = len(self._frames) * frame_s
+        if self._silent_run * c.frame_ms >= c.hangover_ms or duration_s >= c.max_utterance_s:
+            events.append(self._close(at_s + frame_s))
+        return events
+
+    def _close(self, now_s: float) -> SpeechEnd | SpeechDiscarded:
+        c = self.config
+        voiced_ms = self._voiced_frames * c.frame_ms
+        if voiced_ms < c.min_voiced_ms:
+            event: SpeechEnd | SpeechDiscarded = SpeechDiscarded(self._start_s)
+        else:
+            event = SpeechEnd(
+                samples=np.concatenate(self._frames),
+                start_s=self._start_s,
+                end_s=self._last_voiced_end_s,
+                endpoint_ms=(now_s - self._last_voiced_end_s) * 1000,
+                voiced_ms=voiced_ms,
+            )
+        self._reset()
+        return event
+
+    def flush(self, now_s: float) -> list[EndpointEvent]:
+        """End of input: close an open utterance rather than lose it."""
+        return [self._close(now_s)] if self.in_speech else []
