@@ -18,11 +18,18 @@ logger = logging.getLogger(__name__)
 class ASRStage(Stage):
     name = "asr"
 
-    def __init__(self, asr: ASR, on_no_words: Callable[[int], None] = lambda turn_id: None) -> None:
+    def __init__(
+        self,
+        asr: ASR,
+        on_no_words: Callable[[int], None] = lambda turn_id: None,
+        prefix_for: Callable[[int, str], str] = lambda turn_id, default: default,
+    ) -> None:
         super().__init__()
         self.asr = asr
         self.runner = EngineRunner("asr")
         self._on_no_words = on_no_words
+        self._prefix_for = prefix_for
+        """Words carried over from an utterance this one continues."""
 
     async def process(self, frame: Frame) -> None:
         if not isinstance(frame, UtteranceFrame):
@@ -38,14 +45,16 @@ class ASRStage(Stage):
         asr_ms = (time.perf_counter() - started) * 1000
         if result.dropped:
             logger.info("turn %d: ignored %s", frame.turn_id, result.dropped)
-        if not result.text or self.is_stale(frame.turn_id):
+        prefix = self._prefix_for(frame.turn_id, "")
+        if not (result.text or prefix) or self.is_stale(frame.turn_id):
             self.ctx.log.discard(frame.turn_id)
             self._on_no_words(frame.turn_id)
             return
-        logger.info("turn %d: heard %r (%.0f ms)", frame.turn_id, result.text, asr_ms)
-        self.ctx.log.get(frame.turn_id).user_text = result.text
+        text = f"{prefix} {result.text}".strip()
+        logger.info("turn %d: heard %r (%.0f ms)", frame.turn_id, text, asr_ms)
+        self.ctx.log.get(frame.turn_id).user_text = text
         self.ctx.log.stage(frame.turn_id, "asr", asr_ms)
-        await self.push(TranscriptFrame(frame.turn_id, result.text, frame.end_s, asr_ms))
+        await self.push(TranscriptFrame(frame.turn_id, text, frame.end_s, asr_ms))
 
     def close(self) -> None:
         self.runner.shutdown()

@@ -35,7 +35,19 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="voxloop", description="A local voice assistant: talk to a language model, offline.")
+    parser = argparse.ArgumentParser(
+        prog="voxloop",
+        description="A local voice assistant: talk to a language model, offline.",
+        epilog=(
+            "examples:\n"
+            "  voxloop chat                               talk on the default microphone and speaker\n"
+            "  voxloop replay question.wav                answer a recording in real time\n"
+            "  voxloop replay question.wav --fast --out-dir out   ...on a simulated clock\n"
+            "  voxloop chat --llm-url http://127.0.0.1:8080/v1    use an OpenAI-compatible server\n"
+            "Run 'voxloop COMMAND --help' for every option."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("replay", help="run the pipeline on a recording; write conversation.wav and turns.jsonl")

@@ -15,7 +15,7 @@ Example ``~/.config/voxloop/config.toml``::
 
     [dialog]
     system_prompt = "..."
-    max_reply_tokens = 160
+    max_reply_tokens = 120
 
     [turns]
     hangover_ms = 500
@@ -63,7 +63,7 @@ class ThreadsConfig:
 @dataclass
 class DialogConfig:
     system_prompt: str = SPOKEN_SYSTEM_PROMPT
-    max_reply_tokens: int = 160
+    max_reply_tokens: int = 120
     max_history_chars: int = 4000
 
 

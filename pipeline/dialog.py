@@ -58,6 +58,7 @@ class Dialog:
             if exchange.reply or exchange is not kept[0]:
                 reply = exchange.reply
                 if exchange.interrupted:
-                    reply = f"{reply}... (interrupted by the user)" if reply else "(interrupted by the user before replying)"
+                    # A trailing ellipsis: small models copy bracketed notes into their replies.
+                    reply = f"{reply}..."
                 messages.append({"role": "assistant", "content": reply})
         return messages

@@ -96,3 +96,12 @@ class FrameQueue:
             self.tracker.done(dropped)
             self._has_room.set()
         return dropped
+
+    def clear(self) -> None:
+        """Drop everything queued (the chain is stopping)."""
+        n = len(self)
+        self._system.clear()
+        self._data.clear()
+        if n:
+            self.tracker.done(n)
+        self._has_room.set()

@@ -27,7 +27,7 @@ NO_ANSWER = "Sorry, I don't have an answer to that."
 class ReplyStage(Stage):
     name = "reply"
 
-    def __init__(self, llm: LLM, dialog: Dialog, max_tokens: int = 160) -> None:
+    def __init__(self, llm: LLM, dialog: Dialog, max_tokens: int = 120) -> None:
         super().__init__()
         self.llm = llm
         self.dialog = dialog

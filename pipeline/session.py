@@ -51,8 +51,11 @@ class SessionConfig:
     """Let the user interrupt the assistant by speaking. Off = half-duplex."""
     vad_aggressiveness: int = 2
     endpointer: EndpointerConfig | None = None
-    max_reply_tokens: int = 160
+    max_reply_tokens: int = 120
     queue_size: int = 64
+    continuation_s: float = 2.0
+    """Speech resuming this soon after the end of the user's turn continues that turn: the
+    reply is cut and the two utterances are answered as one question."""
 
 
 class VoiceSession:
@@ -73,6 +76,8 @@ class VoiceSession:
         self._last_turn = 0
         self.active_turns: set[int] = set()
         """Turns between the end of the user's speech and the end of the reply's playback."""
+        self._carried: dict[int, str] = {}
+        """User text of a turn cut short by the user's own continuation, to prefix the next."""
         self.endpoint = EndpointStage(
             Endpointer(WebRtcVad(c.vad_aggressiveness), c.endpointer),
             next_turn_id=self._next_turn_id,
@@ -81,7 +86,7 @@ class VoiceSession:
         )
         stages = [
             self.endpoint,
-            ASRStage(asr, on_no_words=self._end_turn_without_reply),
+            ASRStage(asr, on_no_words=self._end_turn_without_reply, prefix_for=self._carried.pop),
             ReplyStage(llm, self.dialog, c.max_reply_tokens),
             TTSStage(tts),
             PlaybackStage(output),
@@ -125,14 +130,19 @@ class VoiceSession:
     def _on_speech_start(self, turn_id: int, at_s: float) -> None:
         if self.active_turns and self.config.barge_in:
             logger.info("barge-in at %.2f s: interrupting turn(s) %s", at_s, sorted(self.active_turns))
-            self.interrupt(turn_id)
+            self.interrupt(turn_id, at_s)
+
+    def _continues(self, turn_id: int, at_s: float) -> bool:
+        """The user paused mid-thought and went on: not a new question."""
+        end = self.log.get(turn_id).user_end_s
+        return end is not None and at_s - end <= self.config.continuation_s
 
     def _activate(self, turn_id: int) -> None:
         self.active_turns.add(turn_id)
         if not self.config.barge_in:
             self.endpoint.muted = True
 
-    def interrupt(self, new_turn_id: int) -> None:
+    def interrupt(self, new_turn_id: int, at_s: float | None = None) -> None:
         """Stop talking now; keep in the history only what the user heard."""
         self.output.clear()
         self.chain.interrupt(new_turn_id)
@@ -142,10 +152,15 @@ class VoiceSession:
             self.interruptions += 1
             heard = self._heard_text(turn_id)
             exchange = self.dialog.find(turn_id)
-            if exchange is not None:
+            record = self.log.get(turn_id)
+            if at_s is not None and self._continues(turn_id, at_s):
+                # Answer the whole thought once: the next utterance carries this one's words.
+                self._carried[new_turn_id] = " ".join(filter(None, [self._carried.get(new_turn_id), record.user_text]))
+                if exchange is not None:
+                    self.dialog.exchanges.remove(exchange)
+            elif exchange is not None:
                 exchange.reply = heard
                 exchange.interrupted = True
-            record = self.log.get(turn_id)
             record.interrupted = True
             record.assistant_text = heard
             self._finish(turn_id)

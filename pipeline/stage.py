@@ -123,7 +123,8 @@ class Chain:
             stage.on_interrupt(turn_id)
 
     async def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop after the frames already queued (StopFrame overtakes nothing already running)."""
+        """Stop now. The StopFrame is a system frame: it overtakes data still queued, which is
+        dropped (replay only stops once everything has settled; a quit should not wait)."""
         if not self._tasks:
             return
         await self.input.put(StopFrame())
@@ -131,9 +132,8 @@ class Chain:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        for task in done:
-            if task.exception() is not None:  # pragma: no cover - _run catches everything
-                logger.error("stage task failed: %s", task.exception())
+        for queue in self.queues:
+            queue.clear()
         for stage in self.stages:
             stage.close()
         self._tasks = []

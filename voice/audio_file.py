@@ -8,7 +8,10 @@ mono and resamples it with soxr, so a multi-hour file keeps memory flat.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +58,9 @@ def probe(path: Path | str) -> AudioFileInfo:
     """Check that ``path`` is a decodable file that holds audio, or raise AudioFileError."""
     p = Path(path)
     _check_path(p)
-    with _open(p) as f:
+    # libmpg123 prints "Illegal Audio-MPEG-Header" notes straight to fd 2 while libsndfile
+    # tries a non-audio file as MP3; the user gets our one line instead.
+    with _c_stderr_silenced(), _open(p) as f:
         frames = f.frames
         if frames >= _UNKNOWN_FRAMES_ABOVE or frames < 0:
             frames = -1
@@ -179,6 +184,19 @@ def _check_path(p: Path) -> None:
         raise AudioFileError(
             p, "the file is empty (0 bytes)", "Record or copy it again; the copy may have failed"
         )
+
+
+@contextlib.contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _open(p: Path) -> sf.SoundFile:

@@ -95,11 +95,16 @@ class Endpointer:
         self.config = c = config or EndpointerConfig()
         self.frame_samples = vad.sample_rate * c.frame_ms // 1000
         self._window: collections.deque[bool] = collections.deque(maxlen=c.start_window_ms // c.frame_ms)
-        self._pre_roll: collections.deque[np.ndarray] = collections.deque(maxlen=c.pre_roll_ms // c.frame_ms)
+        # Pre-roll is counted back from the first voiced frame, which lies up to a window
+        # before the frame that confirms the onset: keep both.
+        self._pre_roll_frames = c.pre_roll_ms // c.frame_ms
+        self._recent: collections.deque[np.ndarray] = collections.deque(maxlen=self._pre_roll_frames + self._window.maxlen)  # type: ignore[operator]
+        self._continued = False
         self._reset()
 
     def _reset(self) -> None:
         self.in_speech = False
+        self._continued = False
         self._frames: list[np.ndarray] = []
         self._voiced_frames = 0
         self._silent_run = 0
@@ -115,36 +120,49 @@ class Endpointer:
         events: list[EndpointEvent] = []
         if not self.in_speech:
             self._window.append(voiced)
-            self._pre_roll.append(frame)
+            self._recent.append(frame)
             if sum(self._window) * c.frame_ms >= c.start_voiced_ms:
                 self.in_speech = True
                 # The onset is the first voiced frame in the window, not the frame that confirmed it.
-                first = list(self._window).index(True)
-                self._start_s = at_s - (len(self._window) - 1 - first) * frame_s
-                self._frames = list(self._pre_roll)
+                back = len(self._window) - list(self._window).index(True)  # frames from onset to now
+                self._start_s = at_s - (back - 1) * frame_s
+                recent = list(self._recent)
+                self._frames = recent[max(0, len(recent) - back - self._pre_roll_frames) :]
                 self._voiced_frames = sum(self._window)
                 self._silent_run = 0
                 self._last_voiced_end_s = at_s + frame_s
-                self._pre_roll.clear()
+                self._recent.clear()
                 events.append(SpeechStart(self._start_s))
             return events
 
         self._frames.append(frame)
         if voiced:
+            if self._continued and not self._voiced_frames:
+                events.append(SpeechStart(self._start_s))  # the rest of a cut utterance goes on
             self._voiced_frames += 1
             self._silent_run = 0
             self._last_voiced_end_s = at_s + frame_s
         else:
             self._silent_run += 1
-        duration_s = len(self._frames) * frame_s
-        if self._silent_run * c.frame_ms >= c.hangover_ms or duration_s >= c.max_utterance_s:
-            events.append(self._close(at_s + frame_s))
+        if self._silent_run * c.frame_ms >= c.hangover_ms:
+            events += filter(None, [self._close(at_s + frame_s)])
+        elif len(self._frames) * frame_s >= c.max_utterance_s:
+            # Too long to hold: send this piece on and go on listening without a new onset.
+            events += filter(None, [self._close(at_s + frame_s)])
+            self.in_speech = True
+            self._continued = True
+            self._start_s = self._last_voiced_end_s = at_s + frame_s
         return events
 
-    def _close(self, now_s: float) -> SpeechEnd | SpeechDiscarded:
+    def _close(self, now_s: float) -> SpeechEnd | SpeechDiscarded | None:
         c = self.config
         voiced_ms = self._voiced_frames * c.frame_ms
-        if voiced_ms < c.min_voiced_ms:
+        if self._continued and voiced_ms == 0:
+            # The rest of a cut utterance was only silence: it was never announced.
+            self._reset()
+            return None
+        # The rest of a cut utterance is speech already confirmed, however short.
+        if voiced_ms < c.min_voiced_ms and not self._continued:
             event: SpeechEnd | SpeechDiscarded = SpeechDiscarded(self._start_s)
         else:
             event = SpeechEnd(
@@ -159,4 +177,4 @@ class Endpointer:
 
     def flush(self, now_s: float) -> list[EndpointEvent]:
         """End of input: close an open utterance rather than lose it."""
-        return [self._close(now_s)] if self.in_speech else []
+        return [e for e in [self._close(now_s)] if e is not None] if self.in_speech else []

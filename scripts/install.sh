@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs voxloop on Debian or Ubuntu: the system libraries it needs, then the project and
+# its bundled models into a virtualenv at .venv. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root=""
+[ "$(id -u)" -eq 0 ] || as_root="sudo"
+
+# libportaudio2: microphone and speaker. espeak-ng: a second synthesizer the tests speak with.
+# build-essential + cmake: llama-cpp-python compiles llama.cpp on install (a few minutes).
+packages=(libportaudio2 espeak-ng build-essential cmake)
+python3 -c "import venv, ensurepip" 2>/dev/null || packages+=(python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "voxloop installed: .venv/bin/voxloop"

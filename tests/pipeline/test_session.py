@@ -1,0 +1,166 @@
+"""Turn-taking, history, barge-in and recovery: the session's own logic, with fake engines.
+
+The microphone side is real recorded speech placed at known times, so the real VAD and
+endpointer decide where turns are; the engines are fakes so each test controls what is said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from conftest import DATA
+
+from voxloop.models.fakes import FakeASR, FakeLLM, FakeTTS
+from voxloop.pipeline.dialog import Dialog
+from voxloop.pipeline.reply_stage import APOLOGY
+from voxloop.pipeline.session import SessionConfig, VoiceSession
+from voxloop.pipeline.turn_log import TurnLog, TurnRecord
+from voxloop.voice.playback import OutputBuffer
+from voxloop.voice.recording import ConversationRecorder
+from voxloop.voice.replay_device import ReplayDevice
+
+RATE = 16000
+LONG_REPLY = "This is the first sentence of a long answer. " + "And here is a second sentence that goes on and on for quite a while."
+
+
+def speech(name: str) -> np.ndarray:
+    audio, sr = sf.read(DATA / name, dtype="int16")
+    assert sr == RATE
+    return audio
+
+
+def make_input(tmp_path: Path, parts: list[tuple[float, str]], total_s: float) -> Path:
+    """Recorded utterances placed at the given start times in silence."""
+    audio = np.zeros(int(total_s * RATE), dtype=np.int16)
+    for start_s, name in parts:
+        s = speech(name)
+        i = int(start_s * RATE)
+        audio[i : i + len(s)] = s
+    path = tmp_path / "input.wav"
+    sf.write(path, audio, RATE, subtype="PCM_16")
+    return path
+
+
+class Run:
+    def __init__(self, session: VoiceSession, log: TurnLog, assistant: np.ndarray) -> None:
+        self.session = session
+        self.turns: list[TurnRecord] = log.finished
+        self.assistant = assistant
+
+
+def run_session(
+    tmp_path: Path, input_path: Path, asr: FakeASR, llm: FakeLLM, tts: FakeTTS, **config: object
+) -> Run:
+    log = TurnLog(tmp_path / "turns.jsonl")
+    output = OutputBuffer(RATE)
+    session = VoiceSession(asr, llm, tts, output, log, Dialog(), SessionConfig(**config))  # type: ignore[arg-type]
+    recorder = ConversationRecorder(tmp_path / "conversation.wav", RATE)
+    device = ReplayDevice(input_path, output, recorder, paced=False)
+
+    async def main() -> None:
+        await asyncio.wait_for(session.run(device, fast=True), timeout=60)
+
+    try:
+        asyncio.run(main())
+    finally:
+        recorder.close()
+        log.close()
+    audio, _ = sf.read(tmp_path / "conversation.wav", dtype="int16")
+    return Run(session, log, audio[:, 1])
+
+
+def loud(x: np.ndarray) -> bool:
+    return bool(len(x)) and float(np.abs(x.astype(np.int32)).max()) > 1000
+
+
+def test_each_turn_is_answered_and_the_next_prompt_carries_the_history(tmp_path: Path) -> None:
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (8.0, "spk2_snt1.wav")], 14.0)
+    llm = FakeLLM(["A small dog.", "One war."])
+    run = run_session(tmp_path, path, FakeASR(["first question", "second question"]), llm, FakeTTS())
+
+    assert [t.user_text for t in run.turns] == ["first question", "second question"]
+    assert [t.assistant_text for t in run.turns] == ["A small dog.", "One war."]
+    assert not any(t.interrupted for t in run.turns)
+    assert [m["content"] for m in llm.prompts[1][1:]] == ["first question", "A small dog.", "second question"]
+
+
+def test_speaking_over_the_reply_stops_it_and_keeps_only_what_was_heard(tmp_path: Path) -> None:
+    # The reply to the first question lasts ~7 s; the second question starts ~3 s into it.
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (6.5, "spk2_snt1.wav")], 16.0)
+    llm = FakeLLM([LONG_REPLY, "Short answer."])
+    tts = FakeTTS(seconds_per_word=0.25)
+    run = run_session(tmp_path, path, FakeASR(["tell me something long", "wait, another thing"]), llm, tts)
+
+    first, second = run.turns
+    assert first.interrupted and not second.interrupted
+    # Heard: the first sentence (3 s of audio at most) and part of the second, not all of it.
+    assert first.assistant_text
+    assert LONG_REPLY.startswith(first.assistant_text)
+    assert len(first.assistant_text) < len(LONG_REPLY)
+    assert second.assistant_text == "Short answer."
+
+    # The assistant's audio stops soon after the user starts speaking over it.
+    assert first.reply_start_s is not None and second.user_start_s is not None
+    onset = second.user_start_s
+    assert loud(run.assistant[int((onset - 0.5) * RATE) : int(onset * RATE)])
+    stop = int((onset + 0.25) * RATE)
+    assert second.reply_start_s is not None
+    assert not loud(run.assistant[stop : int(second.reply_start_s * RATE)])
+
+    # The model is told what it actually said, and that it was cut off.
+    exchange = run.session.dialog.exchanges[0]
+    assert exchange.interrupted and exchange.reply == first.assistant_text
+    assert llm.prompts[1][2] == {"role": "assistant", "content": first.assistant_text + "..."}
+
+
+def test_half_duplex_does_not_listen_while_speaking(tmp_path: Path) -> None:
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (6.5, "spk2_snt1.wav")], 16.0)
+    asr = FakeASR(["tell me something long", "this should not be heard"])
+    run = run_session(tmp_path, path, asr, FakeLLM([LONG_REPLY]), FakeTTS(), barge_in=False)
+
+    [turn] = run.turns
+    assert not turn.interrupted
+    assert turn.assistant_text == LONG_REPLY
+    assert len(asr.calls) == 1
+
+
+def test_a_pause_mid_sentence_is_answered_as_one_question(tmp_path: Path) -> None:
+    # The second utterance starts 1 s after the first ends: the user was not done.
+    first = speech("spk1_snt1.wav")
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (0.5 + len(first) / RATE + 1.0, "spk2_snt1.wav")], 14.0)
+    llm = FakeLLM(["Cut short by the user.", "The whole answer."])
+    run = run_session(tmp_path, path, FakeASR(["what is", "the capital of France"]), llm, FakeTTS())
+
+    answered = [t for t in run.turns if not t.interrupted]
+    assert [t.user_text for t in answered] == ["what is the capital of France"]
+    assert answered[0].assistant_text == "The whole answer."
+    # The cut exchange is gone from the history: the model sees one question.
+    assert [m["role"] for m in llm.prompts[-1]] == ["system", "user"]
+    assert llm.prompts[-1][1]["content"] == "what is the capital of France"
+
+
+def test_a_failing_model_apologises_and_the_next_turn_works(tmp_path: Path) -> None:
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (9.0, "spk2_snt1.wav")], 16.0)
+    llm = FakeLLM(["This will fail halfway.", "Working again."], fail_on=[0])
+    tts = FakeTTS()
+    run = run_session(tmp_path, path, FakeASR(["first", "second"]), llm, tts)
+
+    first, second = run.turns
+    assert first.error is not None and "llm" in first.error
+    assert first.assistant_text == APOLOGY
+    assert APOLOGY in tts.texts
+    assert second.assistant_text == "Working again." and second.error is None
+
+
+def test_noise_that_holds_no_words_makes_no_turn(tmp_path: Path) -> None:
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav")], 6.0)
+    llm = FakeLLM(["never asked"])
+    run = run_session(tmp_path, path, FakeASR([""]), llm, FakeTTS())
+
+    assert run.turns == []
+    assert llm.prompts == []
+    assert not loud(run.assistant)
+    assert (tmp_path / "turns.jsonl").read_text() == ""
