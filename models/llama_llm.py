@@ -69,6 +69,11 @@ class LlamaCppLLM:
             if close is not None:
                 close()
 
+    def fits(self, messages: Sequence[Message], max_tokens: int) -> bool:
+        """Whether the prompt and a reply of ``max_tokens`` fit the context window."""
+        tokens = sum(len(self.model.tokenize(m["content"].encode(), add_bos=False, special=False)) + 6 for m in messages)
+        return tokens + max_tokens + 8 <= self.config.n_ctx
+
     def warm_up(self) -> None:
         for _ in self.stream([{"role": "user", "content": "Hi"}], max_tokens=2):
             pass

@@ -9,10 +9,12 @@ from collections.abc import Callable
 from voxloop.models.base import ASR, Transcript
 from voxloop.voice.audio_file import int16_to_float
 
-from .frames import Frame, TranscriptFrame, UtteranceFrame
+from .frames import Frame, SpeakFrame, TranscriptFrame, UtteranceFrame
 from .stage import EngineRunner, Stage
 
 logger = logging.getLogger(__name__)
+
+NOT_HEARD = "Sorry, I didn't catch that. Could you say it again?"
 
 
 class ASRStage(Stage):
@@ -39,9 +41,12 @@ class ASRStage(Stage):
         try:
             result: Transcript = await self.runner.call(self.asr.transcribe, int16_to_float(frame.samples))
         except Exception as e:
+            # The user said something we lost: tell them, rather than stay silent.
             logger.error("speech recognition failed on turn %d: %s", frame.turn_id, e, exc_info=True)
             self.ctx.log.get(frame.turn_id).error = f"asr: {e}"
-            result = Transcript("")
+            if not self.is_stale(frame.turn_id):
+                await self.push(SpeakFrame(frame.turn_id, NOT_HEARD))
+            return
         asr_ms = (time.perf_counter() - started) * 1000
         if result.dropped:
             logger.info("turn %d: ignored %s", frame.turn_id, result.dropped)

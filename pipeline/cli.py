@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import shutil
-import signal
 import sys
 from pathlib import Path
 
@@ -115,7 +114,7 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
     print(f"voxloop: replaying {args.input} ({info.duration_s:.1f} s){' on a simulated clock' if args.fast else ''}", file=sys.stderr)
     try:
         engines = load_engines(config, plan)
-        result = run_replay(args.input, out_dir, engines, config, fast=args.fast)
+        result = run_replay(args.input, out_dir, engines, config, fast=args.fast, handle_signals=True)
     except BaseException:
         if created and out_dir.exists() and not any(out_dir.iterdir()):
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -142,6 +141,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
     from .engines import check_models, load_engines
     from .replay import session_config
     from .session import VoiceSession
+    from .signals import install_stop_handlers
     from .turn_log import TurnLog
 
     try:
@@ -170,9 +170,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
     device = SoundDeviceDuplex(output, input_device, output_device)
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, device.stop)
+        install_stop_handlers(session.stop)
         print("voxloop: listening (Ctrl-C to quit)", file=sys.stderr, flush=True)
         await session.run(device)
 

@@ -7,6 +7,7 @@ knows where it stopped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from voxloop.models.base import Message
@@ -44,7 +45,12 @@ class Dialog:
                 return exchange
         return None
 
-    def messages(self) -> list[Message]:
+    def messages(self, fits: Callable[[list[Message]], bool] = lambda messages: True) -> list[Message]:
+        """The prompt: system, then the newest exchanges that fit, oldest first.
+
+        ``fits`` tells whether a prompt leaves room in the model's context window. Old exchanges
+        go first; a single question too long on its own keeps its end (the part just said).
+        """
         kept: list[Exchange] = []
         size = 0
         for exchange in reversed(self.exchanges):
@@ -52,13 +58,28 @@ class Dialog:
             if kept and size > self.max_history_chars:
                 break
             kept.append(exchange)
+        kept.reverse()
+        while True:
+            messages = self._render(kept)
+            if fits(messages):
+                return messages
+            if len(kept) > 1:
+                kept.pop(0)
+                continue
+            newest = kept[0]
+            if len(newest.user) < 40:
+                return messages  # nothing left to trim; let the engine report it
+            kept = [Exchange(newest.turn_id, newest.user[len(newest.user) // 2 :].lstrip())]
+
+    def _render(self, kept: list[Exchange]) -> list[Message]:
         messages: list[Message] = [{"role": "system", "content": self.system_prompt}]
-        for exchange in reversed(kept):
+        for exchange in kept:
             messages.append({"role": "user", "content": exchange.user})
-            if exchange.reply or exchange is not kept[0]:
-                reply = exchange.reply
-                if exchange.interrupted:
-                    # A trailing ellipsis: small models copy bracketed notes into their replies.
-                    reply = f"{reply}..."
-                messages.append({"role": "assistant", "content": reply})
+            if exchange is kept[-1] and not exchange.reply:
+                break
+            reply = exchange.reply
+            if exchange.interrupted:
+                # A trailing ellipsis: small models copy bracketed notes into their replies.
+                reply = f"{reply}..."
+            messages.append({"role": "assistant", "content": reply})
         return messages

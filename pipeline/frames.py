@@ -111,6 +111,13 @@ class TranscriptFrame(DataFrame):
 
 
 @dataclass(frozen=True)
+class SpeakFrame(DataFrame):
+    """Say this as the turn's reply, without asking the language model (apologies, commands)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class SentenceFrame(DataFrame):
     """A speakable chunk of the reply (a clause or sentence), already cleaned for speech."""
 

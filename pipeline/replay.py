@@ -21,6 +21,7 @@ from .config import Config
 from .dialog import Dialog
 from .engines import Engines
 from .session import SessionConfig, VoiceSession
+from .signals import install_stop_handlers
 from .turn_log import TurnLog, TurnRecord
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def session_config(config: Config, barge_in_default: bool) -> SessionConfig:
 
 
 async def replay(
-    input_path: Path, out_dir: Path, engines: Engines, config: Config, *, fast: bool = False
+    input_path: Path, out_dir: Path, engines: Engines, config: Config, *, fast: bool = False, handle_signals: bool = False
 ) -> ReplayResult:
     probe(input_path)  # fail on a bad file before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +76,8 @@ async def replay(
         engines.asr, engines.llm, engines.tts, output, log, dialog, session_config(config, barge_in_default=True)
     )
     device = ReplayDevice(input_path, output, recorder, paced=not fast)
+    if handle_signals:
+        install_stop_handlers(session.stop)
     try:
         await session.run(device, fast=fast)
     finally:
@@ -84,5 +87,7 @@ async def replay(
     return ReplayResult(out_dir, conversation, turns_path, log.finished, recorder.frames / TIMELINE_RATE)
 
 
-def run_replay(input_path: Path, out_dir: Path, engines: Engines, config: Config, *, fast: bool = False) -> ReplayResult:
-    return asyncio.run(replay(input_path, out_dir, engines, config, fast=fast))
+def run_replay(
+    input_path: Path, out_dir: Path, engines: Engines, config: Config, *, fast: bool = False, handle_signals: bool = False
+) -> ReplayResult:
+    return asyncio.run(replay(input_path, out_dir, engines, config, fast=fast, handle_signals=handle_signals))

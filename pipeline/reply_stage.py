@@ -10,11 +10,11 @@ import contextlib
 import logging
 import time
 
-from voxloop.models.base import LLM
+from voxloop.models.base import LLM, Message
 
 from .chunker import ClauseChunker
 from .dialog import Dialog
-from .frames import Frame, ReplyEndFrame, SentenceFrame, TranscriptFrame
+from .frames import Frame, ReplyEndFrame, SentenceFrame, SpeakFrame, TranscriptFrame
 from .speech_text import clean_for_speech, is_speakable
 from .stage import EngineRunner, Stage
 
@@ -35,12 +35,25 @@ class ReplyStage(Stage):
         self.runner = EngineRunner("llm")
 
     async def process(self, frame: Frame) -> None:
-        if not isinstance(frame, TranscriptFrame):
+        if isinstance(frame, SpeakFrame):
+            await self._say(frame.turn_id, frame.text)
+        elif isinstance(frame, TranscriptFrame):
+            await self._answer(frame)
+        else:
             await self.push(frame)
-            return
+
+    async def _say(self, turn_id: int, text: str) -> None:
+        cleaned = clean_for_speech(text)
+        chunker = ClauseChunker()
+        for index, chunk in enumerate(chunker.push(cleaned) + chunker.flush()):
+            await self.push(SentenceFrame(turn_id, chunk, index))
+        self.ctx.log.get(turn_id).assistant_text = cleaned
+        await self.push(ReplyEndFrame(turn_id, cleaned))
+
+    async def _answer(self, frame: TranscriptFrame) -> None:
         turn_id = frame.turn_id
         exchange = self.dialog.begin(turn_id, frame.text)
-        messages = self.dialog.messages()
+        messages = self.dialog.messages(fits=lambda m: self.llm_fits(m))
         chunker = ClauseChunker()
         index = 0
         started = time.perf_counter()
@@ -79,7 +92,13 @@ class ReplyStage(Stage):
             exchange.reply = NO_ANSWER
             await speak(NO_ANSWER)
         exchange.reply = exchange.reply.strip()
+        self.ctx.log.get(turn_id).assistant_text = exchange.reply
         await self.push(ReplyEndFrame(turn_id, exchange.reply))
+
+    def llm_fits(self, messages: list[Message]) -> bool:
+        """Prompt plus reply inside the model's context window (servers decide for themselves)."""
+        fits = getattr(self.llm, "fits", None)
+        return True if fits is None else bool(fits(messages, self.max_tokens))
 
     def close(self) -> None:
         self.runner.shutdown()

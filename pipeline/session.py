@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 
 class Device(Protocol):
+    def stop(self) -> None: ...
+
     async def run(
         self,
         on_input: Callable[[np.ndarray, float], None],
@@ -93,6 +95,7 @@ class VoiceSession:
         ]
         self.chain = Chain(stages, turn_log, maxsize=c.queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._device: Device | None = None
         self.interruptions = 0
         output.on_event = self._on_playback_event
 
@@ -117,13 +120,22 @@ class VoiceSession:
 
     async def run(self, device: Device, fast: bool = False) -> None:
         self._loop = asyncio.get_running_loop()
+        self._device = device
         self.chain.start()
+        logger.info("listening")
         try:
             await device.run(self.on_input, self.settle if fast else None, self.finished)
         finally:
             await self.chain.stop()
             for turn_id in sorted(self.active_turns):
                 self._finish(turn_id)
+
+    def stop(self) -> None:
+        """Quit: cut any reply (what was heard is kept) and let the device end."""
+        if self.active_turns:
+            self.interrupt(self._next_turn_id())
+        if self._device is not None:
+            self._device.stop()
 
     # --- turn-taking ---------------------------------------------------------------------
 
@@ -218,7 +230,8 @@ class VoiceSession:
         elif event.kind == "drained":
             record.reply_end_s = event.at_s
             exchange = self.dialog.find(event.turn_id)
-            record.assistant_text = exchange.reply if exchange else ""
+            if exchange is not None:
+                record.assistant_text = exchange.reply
             self._finish(event.turn_id)
 
 

@@ -49,6 +49,11 @@ class ReplayDevice:
         self.max_tail_s = max_tail_s
         self.input_exhausted = False
         self.ticks = 0
+        self._stopped = False
+
+    def stop(self) -> None:
+        """End at the next tick, as if the recording had been unplugged."""
+        self._stopped = True
 
     def _blocks(self) -> Iterator[np.ndarray]:
         pending = np.zeros(0, dtype=np.int16)
@@ -80,6 +85,8 @@ class ReplayDevice:
                 await asyncio.sleep(max(0.0, t0 + (k + 1) * block_s - loop.time()))
             elif settle is not None:
                 await settle()
+            if self._stopped:
+                break
             mic = None if self.input_exhausted else next(blocks, None)
             if mic is None:
                 self.input_exhausted = True

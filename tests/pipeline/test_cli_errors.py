@@ -298,3 +298,16 @@ def test_help_mentions_the_main_flags(args: list[str], tmp_path: Path) -> None:
         assert flag in proc.stdout, (
             f"{flag} missing from `voxloop {' '.join(args)}`:\n{proc.stdout}"
         )
+
+
+def test_chat_without_any_audio_device_says_so_in_one_line(tmp_path: Path) -> None:
+    sd = pytest.importorskip("sounddevice")
+    if len(sd.query_devices()):
+        pytest.skip("this machine has audio devices; the no-device message cannot be exercised")
+    done = subprocess.run(
+        [sys.executable, "-m", "voxloop.pipeline.cli", "chat"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no audio devices" in lines[0] and "Traceback" not in done.stderr

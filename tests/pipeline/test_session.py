@@ -164,3 +164,54 @@ def test_noise_that_holds_no_words_makes_no_turn(tmp_path: Path) -> None:
     assert llm.prompts == []
     assert not loud(run.assistant)
     assert (tmp_path / "turns.jsonl").read_text() == ""
+
+
+class FailingASR(FakeASR):
+    def transcribe(self, audio: np.ndarray):  # type: ignore[no-untyped-def]
+        if not self.calls:
+            self.calls.append(len(audio))
+            raise RuntimeError("fake ASR failure")
+        return super().transcribe(audio)
+
+
+def test_a_failing_recognizer_says_it_did_not_catch_that_and_the_next_turn_works(tmp_path: Path) -> None:
+    from voxloop.pipeline.asr_stage import NOT_HEARD
+
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (9.0, "spk2_snt1.wav")], 16.0)
+    llm = FakeLLM(["Working again."])
+    tts = FakeTTS()
+    run = run_session(tmp_path, path, FailingASR(["second"]), llm, tts)
+
+    first, second = run.turns
+    assert first.error is not None and first.error.startswith("asr")
+    assert first.assistant_text == NOT_HEARD and NOT_HEARD in " ".join(tts.texts)
+    assert first.reply_start_s is not None
+    assert second.user_text == "second" and second.assistant_text == "Working again."
+    assert len(llm.prompts) == 1  # nothing was asked of the model for the lost turn
+
+
+def test_history_is_trimmed_to_fit_the_context_window_oldest_first() -> None:
+    from voxloop.pipeline.dialog import Dialog
+
+    dialog = Dialog("system", max_history_chars=10_000)
+    for n in range(6):
+        exchange = dialog.begin(n, f"question {n} " + "word " * 50)
+        exchange.reply = f"answer {n}"
+    dialog.begin(6, "the newest question")
+
+    def fits(messages: list[dict[str, str]]) -> bool:
+        return sum(len(m["content"]) for m in messages) <= 800
+
+    messages = dialog.messages(fits)
+    assert fits(messages)
+    assert messages[0] == {"role": "system", "content": "system"}
+    assert messages[-1] == {"role": "user", "content": "the newest question"}
+    kept = [m["content"].split()[1] for m in messages[1:-1] if m["role"] == "user"]
+    assert kept and kept == sorted(kept) and kept[-1] == "5"  # the newest history survives
+    assert "0" not in kept
+
+    # One question longer than the whole window keeps its end: what was said last.
+    alone = Dialog("system")
+    alone.begin(0, "start " + "filler " * 400 + "the actual question at the end")
+    messages = alone.messages(fits)
+    assert fits(messages) and messages[-1]["content"].endswith("the actual question at the end")

@@ -1,0 +1,33 @@
+"""The in-process GGUF model: streaming, and a conversation longer than its context window."""
+
+from __future__ import annotations
+
+import asyncio
+
+from voxloop.pipeline.dialog import Dialog
+from voxloop.pipeline.engines import Engines
+from voxloop.pipeline.frames import ReplyEndFrame, SentenceFrame, TranscriptFrame
+from voxloop.pipeline.reply_stage import APOLOGY, ReplyStage
+from voxloop.pipeline.stage import run_stage
+
+
+def test_streams_a_reply_token_by_token(engines: Engines) -> None:
+    deltas = list(engines.llm.stream([{"role": "user", "content": "Say hello."}], max_tokens=12))
+    assert len(deltas) >= 2 and "".join(deltas).strip()
+
+
+def test_a_conversation_longer_than_the_context_window_is_trimmed_not_an_error(engines: Engines) -> None:
+    dialog = Dialog(max_history_chars=1_000_000)
+    for n in range(40):
+        exchange = dialog.begin(n, f"Question {n}: tell me everything about the history of bridges, " * 4)
+        exchange.reply = "Bridges have a long history of stone, wood and steel construction. " * 4
+    stage = ReplyStage(engines.llm, dialog, max_tokens=24)
+    untrimmed = dialog._render(dialog.exchanges + [dialog.begin(99, "What is two plus two?")])
+    dialog.exchanges.pop()
+    assert not stage.llm_fits(untrimmed)  # the whole history would overflow the 2048 tokens
+
+    frames = asyncio.run(run_stage(stage, [TranscriptFrame(99, "What is two plus two?", 0.0, 0.0)]))
+
+    spoken = [f.text for f in frames if isinstance(f, SentenceFrame)]
+    assert spoken and APOLOGY not in spoken
+    assert isinstance(frames[-1], ReplyEndFrame) and frames[-1].text
