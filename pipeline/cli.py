@@ -111,9 +111,10 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
     plan = check_models(config)
     out_dir = args.out_dir or default_out_dir(args.input)
     created = not out_dir.exists()
-    print(f"voxloop: replaying {args.input} ({info.duration_s:.1f} s){' on a simulated clock' if args.fast else ''}", file=sys.stderr)
     try:
         engines = load_engines(config, plan)
+        clock = " on a simulated clock" if args.fast else ""
+        print(f"voxloop: replaying {args.input} ({info.duration_s:.1f} s){clock}", file=sys.stderr, flush=True)
         result = run_replay(args.input, out_dir, engines, config, fast=args.fast, handle_signals=True)
     except BaseException:
         if created and out_dir.exists() and not any(out_dir.iterdir()):

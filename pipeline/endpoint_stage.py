@@ -70,6 +70,8 @@ class EndpointStage(Stage):
 
     async def _handle(self, event: SpeechStart | SpeechEnd | SpeechDiscarded) -> None:
         if isinstance(event, SpeechStart):
+            if event.continued:
+                return  # more of the same utterance: same turn
             self._turn_id = self._next_turn_id()
             self.ctx.log.get(self._turn_id).user_start_s = event.at_s
             self._on_speech_start(self._turn_id, event.at_s)
@@ -77,10 +79,12 @@ class EndpointStage(Stage):
             self.ctx.log.discard(self._turn_id)
             self._on_discarded(self._turn_id)
         else:
-            record = self.ctx.log.get(self._turn_id)
-            record.user_end_s = event.end_s
-            self.ctx.log.stage(self._turn_id, "endpoint", event.endpoint_ms)
-            self._on_utterance(self._turn_id)
+            if event.final:
+                record = self.ctx.log.get(self._turn_id)
+                if event.voiced_ms or record.user_end_s is None:
+                    record.user_end_s = event.end_s
+                self.ctx.log.stage(self._turn_id, "endpoint", event.endpoint_ms)
+                self._on_utterance(self._turn_id)
             await self.push(
                 UtteranceFrame(
                     turn_id=self._turn_id,
@@ -89,5 +93,7 @@ class EndpointStage(Stage):
                     start_s=event.start_s,
                     end_s=event.end_s,
                     endpoint_ms=event.endpoint_ms,
+                    final=event.final,
+                    voiced_ms=event.voiced_ms,
                 )
             )

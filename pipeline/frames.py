@@ -100,6 +100,9 @@ class UtteranceFrame(DataFrame):
     """Timeline seconds of the last voiced sample."""
     endpoint_ms: float
     """Silence waited after the last voiced sample before the turn was closed."""
+    final: bool = True
+    """False for a piece of a long utterance: more of the same turn follows."""
+    voiced_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -55,14 +55,19 @@ class EndpointerConfig:
     """Silence after the last voiced frame that ends the utterance."""
     min_voiced_ms: int = 200
     """Utterances with less voiced audio than this are dropped as noise."""
-    max_utterance_s: float = 30.0
-    """Longer speech is cut here and sent on, so nothing grows without bound."""
+    soft_max_utterance_s: float = 14.0
+    """Past this, a long utterance is cut at its next unvoiced frame and sent on in pieces..."""
+    max_utterance_s: float = 20.0
+    """...and here at the latest, so nothing grows without bound. Whisper drops sentences from
+    dense windows near its 30 s limit; pieces this size transcribe as well as short turns."""
 
 
 @dataclass(frozen=True)
 class SpeechStart:
     at_s: float
     """Timeline seconds of the first voiced frame."""
+    continued: bool = False
+    """Speech going on after a ``max_utterance_s`` cut: the same utterance, not a new one."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class SpeechEnd:
     endpoint_ms: float
     """Silence waited after ``end_s`` before deciding."""
     voiced_ms: float
+    final: bool = True
+    """False for a piece cut at ``max_utterance_s``: more of the same utterance follows."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,7 @@ class Endpointer:
         self._frames.append(frame)
         if voiced:
             if self._continued and not self._voiced_frames:
-                events.append(SpeechStart(self._start_s))  # the rest of a cut utterance goes on
+                events.append(SpeechStart(self._start_s, continued=True))  # the cut utterance goes on
             self._voiced_frames += 1
             self._silent_run = 0
             self._last_voiced_end_s = at_s + frame_s
@@ -146,24 +153,33 @@ class Endpointer:
             self._silent_run += 1
         if self._silent_run * c.frame_ms >= c.hangover_ms:
             events += filter(None, [self._close(at_s + frame_s)])
-        elif len(self._frames) * frame_s >= c.max_utterance_s:
+        elif len(self._frames) * frame_s >= c.max_utterance_s or (
+            not voiced and len(self._frames) * frame_s >= min(c.soft_max_utterance_s, c.max_utterance_s)
+        ):
             # Too long to hold: send this piece on and go on listening without a new onset.
-            events += filter(None, [self._close(at_s + frame_s)])
+            events += filter(None, [self._close(at_s + frame_s, final=False)])
             self.in_speech = True
             self._continued = True
             self._start_s = self._last_voiced_end_s = at_s + frame_s
         return events
 
-    def _close(self, now_s: float) -> SpeechEnd | SpeechDiscarded | None:
+    def _close(self, now_s: float, final: bool = True) -> SpeechEnd | SpeechDiscarded | None:
         c = self.config
         voiced_ms = self._voiced_frames * c.frame_ms
+        event: SpeechEnd | SpeechDiscarded | None
         if self._continued and voiced_ms == 0:
-            # The rest of a cut utterance was only silence: it was never announced.
-            self._reset()
-            return None
-        # The rest of a cut utterance is speech already confirmed, however short.
-        if voiced_ms < c.min_voiced_ms and not self._continued:
-            event: SpeechEnd | SpeechDiscarded = SpeechDiscarded(self._start_s)
+            # The rest of a cut utterance was only silence: it closes the utterance, holding
+            # no speech, so whoever collects the pieces knows it is complete.
+            event = SpeechEnd(
+                samples=np.concatenate(self._frames) if self._frames else np.zeros(0, dtype=np.int16),
+                start_s=self._start_s,
+                end_s=self._start_s,
+                endpoint_ms=(now_s - self._start_s) * 1000,
+                voiced_ms=0,
+                final=final,
+            )
+        elif voiced_ms < c.min_voiced_ms and not self._continued:
+            event = SpeechDiscarded(self._start_s)
         else:
             event = SpeechEnd(
                 samples=np.concatenate(self._frames),
@@ -171,6 +187,7 @@ class Endpointer:
                 end_s=self._last_voiced_end_s,
                 endpoint_ms=(now_s - self._last_voiced_end_s) * 1000,
                 voiced_ms=voiced_ms,
+                final=final,
             )
         self._reset()
         return event

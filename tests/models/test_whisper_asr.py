@@ -46,3 +46,88 @@ def test_silence_and_noise_transcribe_to_nothing(engines: Engines) -> None:
     noise = rng.normal(0, 0.02, 16000 * 3).astype(np.float32)
     for audio in (silence, noise):
         assert engines.asr.transcribe(audio).text == ""
+
+
+class CountingASR:
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.sample_rate = 16000
+        self.calls = 0
+
+    def transcribe(self, audio: np.ndarray):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return self.inner.transcribe(audio)  # type: ignore[attr-defined]
+
+    def warm_up(self) -> None:
+        pass
+
+
+HARVARD = [
+    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+    "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
+    "The small pup gnawed a hole in the sock.", "The fish twisted and turned on the bent hook.",
+    "Press the pants and sew a button on the vest.", "The swan dive was far short of perfect.",
+    "The beauty of the view stunned the young boy.", "Two blue fish swam in the tank.",
+    "Her purse was full of useless trash.", "The colt reared and threw the tall rider.",
+    "It snowed, rained, and hailed the same morning.", "Read verse out loud for pleasure.",
+    "Hoist the load to your left shoulder.", "Take the winding path to reach the lake.",
+    "Note closely the size of the gas tank.", "Wipe the grease off his dirty face.",
+    "Mend the coat before you go out.", "The wrist was badly strained and hung limp.",
+    "The stray cat gave birth to kittens.", "The young girl gave no clear response.",
+    "The meal was cooked before the bell rang.", "What joy there is in living.",
+    "A king ruled the state in the early days.", "The ship was torn apart on the sharp reef.",
+    "Sickness kept him home the third week.", "The wide road shimmered in the hot sun.",
+    "The lazy cow lay in the cool grass.", "Lift the square stone over the fence.",
+    "The rope will bind the seven books at once.", "Hop over the fence and plunge in.",
+]  # fmt: skip
+"""Harvard sentences (IEEE 1969 recommended practice for speech quality measurements)."""
+
+
+def _trimmed(audio: np.ndarray) -> np.ndarray:
+    """Speech without its leading and trailing silence."""
+    frames = audio[: len(audio) // 320 * 320].reshape(-1, 320)
+    loud = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > 10 ** (-40 / 20))
+    return audio[loud[0] * 320 : (loud[-1] + 1) * 320]
+
+
+def test_two_minutes_of_speech_without_a_pause_is_one_turn_transcribed_in_pieces(
+    engines: Engines, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    import soundfile as sf
+
+    espeak = shutil.which("espeak-ng")
+    assert espeak, "espeak-ng is required for the tests: sudo apt-get install espeak-ng"
+    parts, alone = [], []
+    for n, sentence in enumerate(HARVARD):
+        wav = tmp_path / f"s{n}.wav"
+        subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(wav), sentence], check=True, timeout=30)
+        parts += [_trimmed(np.concatenate(list(iter_audio(wav)))), np.zeros(int(0.25 * 16000), dtype=np.float32)]
+        alone.append(engines.asr.transcribe(parts[-2]).text)
+    alone_wer = wer(HARVARD, alone)
+    speech = np.concatenate(parts)  # 250 ms between sentences: less than the 500 ms hangover
+    assert len(speech) / 16000 >= 120
+    path = tmp_path / "monologue.wav"
+    sf.write(path, np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(16000 * 3, np.float32)]), 16000)
+    asr = CountingASR(engines.asr)
+    config = Config()
+    config.dialog.max_reply_tokens = 20
+
+    result = run_replay(path, tmp_path / "out", Engines(asr, engines.llm, engines.tts, {}), config, fast=True)  # type: ignore[arg-type]
+
+    [turn] = result.turns
+    assert not turn.interrupted and turn.assistant_text
+    assert asr.calls >= 6  # cut into pieces of at most 20 s, each transcribed while the talk goes on
+    # As good as transcribing each sentence on its own (espeak's voice is hard for tiny.en: ~0.14).
+    assert wer(" ".join(HARVARD), turn.user_text) <= alone_wer + 0.05, (alone_wer, turn.user_text)
+    assert turn.user_end_s is not None and turn.user_end_s >= 120

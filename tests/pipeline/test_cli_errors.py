@@ -311,3 +311,48 @@ def test_chat_without_any_audio_device_says_so_in_one_line(tmp_path: Path) -> No
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "no audio devices" in lines[0] and "Traceback" not in done.stderr
+
+
+def _corrupt_asr(tmp: Path) -> list[str]:
+    from voxloop.models.registry import resolve_asr
+
+    folder = tmp / "asr"
+    folder.mkdir()
+    for f in resolve_asr(None).iterdir():
+        if f.name != "model.bin":
+            (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "model.bin").write_bytes(np.random.default_rng(1).bytes(2_000_000))
+    return ["--asr-model", str(folder)]
+
+
+def _corrupt_gguf(tmp: Path) -> list[str]:
+    path = tmp / "garbage.gguf"
+    path.write_bytes(b"GGUF" + np.random.default_rng(2).bytes(3_000_000))
+    return ["--llm-model", str(path)]
+
+
+def _corrupt_voice(tmp: Path) -> list[str]:
+    from voxloop.models.registry import resolve_voice
+
+    model = tmp / "voice.onnx"
+    model.write_bytes(np.random.default_rng(3).bytes(300_000))
+    (tmp / "voice.onnx.json").write_bytes(resolve_voice(None).config.read_bytes())
+    return ["--voice", str(model)]
+
+
+@pytest.mark.parametrize("corrupt", [_corrupt_asr, _corrupt_gguf, _corrupt_voice], ids=["model.bin", "gguf", "onnx"])
+def test_a_corrupt_model_that_passes_the_quick_checks_fails_at_load_in_one_line(
+    tmp_path: Path, corrupt: Callable[[Path], list[str]]
+) -> None:
+    flags = corrupt(tmp_path)
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "voxloop.pipeline.cli", "replay", str(SPEECH), "--fast", "--out-dir", str(out), *flags],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert flags[1] in lines[0] and "cannot load it" in lines[0] and "force-reinstall" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
