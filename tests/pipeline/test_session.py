@@ -215,3 +215,25 @@ def test_history_is_trimmed_to_fit_the_context_window_oldest_first() -> None:
     alone.begin(0, "start " + "filler " * 400 + "the actual question at the end")
     messages = alone.messages(fits)
     assert fits(messages) and messages[-1]["content"].endswith("the actual question at the end")
+
+
+class FailingTTS(FakeTTS):
+    """Fails on the first sentence it is given, then works."""
+
+    def synthesize(self, text: str):  # type: ignore[no-untyped-def]
+        if not self.texts:
+            self.texts.append(text)
+            raise RuntimeError("fake TTS failure")
+        return super().synthesize(text)
+
+
+def test_a_failing_synthesizer_loses_one_sentence_not_the_turn(tmp_path: Path) -> None:
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (12.0, "spk2_snt1.wav")], 20.0)
+    llm = FakeLLM(["This first sentence is lost. The second one is spoken.", "Fine again."])
+    run = run_session(tmp_path, path, FakeASR(["first", "second"]), llm, FailingTTS())
+
+    first, second = run.turns
+    assert first.error is not None and first.error.startswith("tts")
+    assert first.reply_start_s is not None  # the rest of the reply was heard
+    assert loud(run.assistant[int(first.reply_start_s * RATE) : int((first.reply_start_s + 0.5) * RATE)])
+    assert second.assistant_text == "Fine again." and second.error is None
