@@ -3,8 +3,10 @@
 A voice should not say "asterisk asterisk" or spell out a URL, so markup is reduced to the
 words it wraps: headers, emphasis, lists and tables keep their text, links keep their label,
 URLs and e-mail addresses are read as their host ("example dot com"), code blocks are replaced
-by a short spoken note, and emoji and stray symbols go. Normal punctuation and numbers stay:
-the phonemizer reads digits and uses punctuation for its pauses.
+by a short spoken note, and emoji and stray symbols go. Normal punctuation stays: the
+phonemizer uses it for its pauses. Last, numbers, symbols and abbreviations are written out in
+the voice's language (``spoken_numbers.normalize_for_speech``): "$5.50 at 9:05 am" is read
+"five dollars and fifty cents at nine oh five AM".
 
 The reply stage calls ``clean_for_speech`` on each chunk from the ``ClauseChunker``, which
 keeps fenced blocks, links and URLs whole, so each construct is seen here in one piece.
@@ -15,6 +17,8 @@ from __future__ import annotations
 import html
 import logging
 import re
+
+from .spoken_numbers import normalize_for_speech
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +90,8 @@ def is_speakable(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
-def clean_for_speech(text: str) -> str:
-    """Plain, speakable text for ``text``; "" when nothing speakable is left."""
+def clean_for_speech(text: str, lang: str = "en") -> str:
+    """Plain, speakable text for ``text`` in language ``lang``; "" when nothing speakable is left."""
     text, blocks = _FENCE.subn(f"\n{CODE_BLOCK_PHRASE}\n", text)
     if blocks:
         logger.debug("left out %d code block(s) from speech", blocks)
@@ -114,7 +118,7 @@ def clean_for_speech(text: str) -> str:
         if (items[i] or breaks) and not _ENDS_CLAUSE.search(line):
             line += "."
         spoken.append(line)
-    return _tidy(" ".join(spoken))
+    return normalize_for_speech(_tidy(" ".join(spoken)), lang)
 
 
 def _strip_line_markup(line: str) -> tuple[str, bool]:

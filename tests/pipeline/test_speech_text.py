@@ -13,9 +13,12 @@ from voxloop.pipeline.speech_text import (
 @pytest.mark.parametrize(
     ("markdown", "spoken"),
     [
-        # plain text and the punctuation and numbers the phonemizer needs stay as they are
+        # plain text and the punctuation the phonemizer needs stay; numbers are read as words
         ("Hello there.", "Hello there."),
-        ('It\'s 3.14, 1,000 or 10:30 - fine; "sure": ok?', 'It\'s 3.14, 1,000 or 10:30 - fine; "sure": ok?'),
+        (
+            'It\'s 3.14, 1,000 or 10:30 - fine; "sure": ok?',
+            'It\'s three point one four, one thousand or ten thirty - fine; "sure": ok?',
+        ),
         ("Wait — really… yes!", "Wait — really… yes!"),
         # headers, emphasis, inline code
         ("# Overview\nThe tower is tall.", "Overview. The tower is tall."),
@@ -29,7 +32,7 @@ from voxloop.pipeline.speech_text import (
         ("Unfinished:\n```bash\nrm -rf build", f"Unfinished: {CODE_BLOCK_PHRASE}"),
         # lists
         ("- eggs\n- milk\n* bread\n+ jam", "eggs. milk. bread. jam."),
-        ("1. Preheat the oven\n2) Bake for 30 minutes.", "Preheat the oven. Bake for 30 minutes."),
+        ("1. Preheat the oven\n2) Bake for 30 minutes.", "Preheat the oven. Bake for thirty minutes."),
         ("You need:\n• flour\n• sugar", "You need: flour. sugar."),
         ("- [x] done\n- [ ] to do", "done. to do."),
         # links, URLs, e-mail addresses
@@ -46,16 +49,16 @@ from voxloop.pipeline.speech_text import (
         ("Great job! 🎉🚀 👍🏽 Done ✅.", "Great job! Done."),
         ("I ❤️ Paris 🇫🇷", "I Paris"),
         # HTML
-        ("<b>Bold</b> text<br>and &amp; more", "Bold text and & more"),
+        ("<b>Bold</b> text<br>and &amp; more", "Bold text and and more"),
         ("<p>One</p><p>Two</p>", "One. Two"),
         ("Keep a <!-- hidden --> secret", "Keep a secret"),
         # tables, blockquotes, rules, stray symbols
-        ("| Name | Age |\n|---|---|\n| Bob | 42 |", "Name, Age. Bob, 42."),
+        ("| Name | Age |\n|---|---|\n| Bob | 42 |", "Name, Age. Bob, forty-two."),
         ("> To be or not to be.", "To be or not to be."),
         ("Above\n\n---\n\nBelow", "Above. Below"),
         ("C# and *stray* * ~ ^ \\ {symbols}", "C and stray symbols"),
-        ("Our #1 pick takes ~5 minutes.", "Our number 1 pick takes about 5 minutes."),
-        ("3 * 4 is 12 and x > 5", "3 times 4 is 12 and x greater than 5"),
+        ("Our #1 pick takes ~5 minutes.", "Our number one pick takes about five minutes."),
+        ("3 * 4 is 12 and x > 5", "three times four is twelve and x greater than five"),
         ("Settings → Privacy", "Settings, Privacy"),
         ("snake_case names", "snake case names"),
         # whitespace and paragraph breaks
