@@ -7,7 +7,7 @@ user hears use the real engines.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -16,17 +16,22 @@ from .errors import EngineError
 
 
 class FakeASR:
-    """Returns the scripted transcripts in order, one per utterance ("" = heard nothing)."""
+    """Returns the scripted transcripts in order, one per call ("" = heard nothing), or what
+    ``by_audio(audio)`` says when given a function (for tests where calls are not 1:1 with
+    utterances, e.g. provisional transcripts)."""
 
     sample_rate = 16000
 
-    def __init__(self, transcripts: Sequence[str]) -> None:
+    def __init__(self, transcripts: Sequence[str] = (), by_audio: Callable[[np.ndarray], str] | None = None) -> None:
         self.transcripts = list(transcripts)
+        self.by_audio = by_audio
         self.calls: list[int] = []
         """Length in samples of each utterance it was given."""
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         self.calls.append(len(audio))
+        if self.by_audio is not None:
+            return Transcript(self.by_audio(audio))
         return Transcript(self.transcripts.pop(0) if self.transcripts else "")
 
     def warm_up(self) -> None:

@@ -25,6 +25,7 @@ class ASRStage(Stage):
         asr: ASR,
         on_no_words: Callable[[int], None] = lambda turn_id: None,
         prefix_for: Callable[[int, str], str] = lambda turn_id, default: default,
+        on_text: Callable[[int, str, bool], None] = lambda turn_id, text, provisional: None,
     ) -> None:
         super().__init__()
         self.asr = asr
@@ -32,6 +33,7 @@ class ASRStage(Stage):
         self._on_no_words = on_no_words
         self._prefix_for = prefix_for
         """Words carried over from an utterance this one continues."""
+        self._on_text = on_text
         self._pieces: dict[int, list[str]] = {}
         """Text of the pieces of a long utterance heard so far, by turn."""
 
@@ -70,7 +72,8 @@ class ASRStage(Stage):
             self._on_no_words(frame.turn_id)
             return
         text = f"{prefix} {result.text}".strip()
-        logger.info("turn %d: heard %r (%.0f ms)", frame.turn_id, text, asr_ms)
+        logger.info("turn %d: heard %r (%.0f ms)%s", frame.turn_id, text, asr_ms, " provisionally" if frame.provisional else "")
+        self._on_text(frame.turn_id, text, frame.provisional)
         self.ctx.log.get(frame.turn_id).user_text = text
         self.ctx.log.stage(frame.turn_id, "asr", asr_ms)
         await self.push(TranscriptFrame(frame.turn_id, text, frame.end_s, asr_ms))

@@ -1,7 +1,11 @@
-"""Microphone audio in, whole user utterances out.
+"""Microphone audio in, user utterances out, with a head start.
 
-Runs the VAD and endpointer on 20 ms frames, tells the session when speech starts (the cue
-for barge-in), and sends each finished utterance on as a new turn.
+Runs the VAD and endpointer on 20 ms frames and tells the session when speech starts (the cue
+for barge-in). After a short pause (``speculate_ms``) it sends the utterance so far on as a
+*provisional* turn: recognition, the language model and synthesis start during the hangover,
+while the output stays gated. If the silence lasts, the turn is confirmed and its audio plays
+at once; if the user goes on, the provisional work is retracted and the utterance continues
+under a new turn id.
 """
 
 from __future__ import annotations
@@ -10,12 +14,24 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-from voxloop.voice.vad import Endpointer, SpeechDiscarded, SpeechEnd, SpeechStart
+from voxloop.voice.vad import (
+    Endpointer,
+    EndpointEvent,
+    SpeechDiscarded,
+    SpeechEnd,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStart,
+)
 
 from .frames import AudioFrame, Frame, UtteranceFrame
 from .stage import Stage
 
 logger = logging.getLogger(__name__)
+
+
+def _ignore(*args: object) -> None:
+    pass
 
 
 class EndpointStage(Stage):
@@ -25,10 +41,13 @@ class EndpointStage(Stage):
         self,
         endpointer: Endpointer,
         next_turn_id: Callable[[], int],
-        on_speech_start: Callable[[int, float], None] = lambda turn_id, at_s: None,
-        on_discarded: Callable[[int], None] = lambda turn_id: None,
-        on_utterance: Callable[[int], None] = lambda turn_id: None,
+        on_speech_start: Callable[[int, float], None] = _ignore,
+        on_discarded: Callable[[int], None] = _ignore,
+        on_utterance: Callable[[int], None] = _ignore,
+        on_retract: Callable[[int, int], None] = _ignore,
     ) -> None:
+        """``on_utterance(turn)``: the turn is confirmed (its reply may play).
+        ``on_retract(old, new)``: provisional work for ``old`` is void; the utterance is now ``new``."""
         super().__init__()
         self.endpointer = endpointer
         self.sample_rate = endpointer.vad.sample_rate
@@ -36,15 +55,26 @@ class EndpointStage(Stage):
         self._on_speech_start = on_speech_start
         self._on_discarded = on_discarded
         self._on_utterance = on_utterance
+        self._on_retract = on_retract
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start_s = 0.0
         self._turn_id = 0
+        self._provisional = False
+        """The current utterance has been sent on provisionally and not retracted."""
+        self._cut = False
+        """The current utterance has been cut into pieces (no head start for those)."""
         self.muted = False
         """Half-duplex: ignore the microphone (the assistant is talking)."""
+        self.retractions = 0
 
     @property
     def in_speech(self) -> bool:
         return self.endpointer.in_speech
+
+    @property
+    def current_turn(self) -> int | None:
+        """The turn of the utterance being heard, if any."""
+        return self._turn_id if self.endpointer.in_speech else None
 
     async def process(self, frame: Frame) -> None:
         if not isinstance(frame, AudioFrame):
@@ -52,10 +82,8 @@ class EndpointStage(Stage):
             return
         if frame.sample_rate != self.sample_rate:
             raise ValueError(f"endpointer needs {self.sample_rate} Hz audio, got {frame.sample_rate}")
-        if self.muted:
+        if self.muted and not self.endpointer.in_speech:
             self._pending = np.zeros(0, dtype=np.int16)
-            if self.endpointer.in_speech:
-                self.endpointer.flush(frame.start_s)
             return
         if not len(self._pending):
             self._pending_start_s = frame.start_s
@@ -68,32 +96,77 @@ class EndpointStage(Stage):
             for event in self.endpointer.push(chunk, at_s):
                 await self._handle(event)
 
-    async def _handle(self, event: SpeechStart | SpeechEnd | SpeechDiscarded) -> None:
+    async def _handle(self, event: EndpointEvent) -> None:
+        log = self.ctx.log
         if isinstance(event, SpeechStart):
             if event.continued:
                 return  # more of the same utterance: same turn
             self._turn_id = self._next_turn_id()
-            self.ctx.log.get(self._turn_id).user_start_s = event.at_s
+            self._provisional = self._cut = False
+            log.get(self._turn_id).user_start_s = event.at_s
             self._on_speech_start(self._turn_id, event.at_s)
         elif isinstance(event, SpeechDiscarded):
-            self.ctx.log.discard(self._turn_id)
+            log.discard(self._turn_id)
             self._on_discarded(self._turn_id)
+        elif isinstance(event, SpeechPaused):
+            if self._cut:
+                return
+            self._provisional = True
+            log.get(self._turn_id).user_end_s = event.end_s
+            await self._send(event.samples, event.start_s, event.end_s, 0.0, True, event.voiced_ms, provisional=True)
+        elif isinstance(event, SpeechResumed):
+            self._retract()
         else:
-            if event.final:
-                record = self.ctx.log.get(self._turn_id)
-                if event.voiced_ms or record.user_end_s is None:
-                    record.user_end_s = event.end_s
-                self.ctx.log.stage(self._turn_id, "endpoint", event.endpoint_ms)
-                self._on_utterance(self._turn_id)
-            await self.push(
-                UtteranceFrame(
-                    turn_id=self._turn_id,
-                    samples=event.samples,
-                    sample_rate=self.sample_rate,
-                    start_s=event.start_s,
-                    end_s=event.end_s,
-                    endpoint_ms=event.endpoint_ms,
-                    final=event.final,
-                    voiced_ms=event.voiced_ms,
-                )
+            assert isinstance(event, SpeechEnd)
+            if not event.final:
+                self._retract()
+                self._cut = True
+                await self._send(event.samples, event.start_s, event.end_s, event.endpoint_ms, False, event.voiced_ms)
+                return
+            if self._provisional:
+                # The head start stands: the words sent on are all there were.
+                self._provisional = False
+                if log.is_open(self._turn_id):  # else recognition found no words in them
+                    log.stage(self._turn_id, "endpoint", event.endpoint_ms)
+                    log.get(self._turn_id).stages["head_start"] = 1.0
+                    self._on_utterance(self._turn_id)
+                return
+            record = log.get(self._turn_id)
+            if event.voiced_ms or record.user_end_s is None:
+                record.user_end_s = event.end_s
+            log.stage(self._turn_id, "endpoint", event.endpoint_ms)
+            self._on_utterance(self._turn_id)
+            await self._send(event.samples, event.start_s, event.end_s, event.endpoint_ms, True, event.voiced_ms)
+
+    def _retract(self) -> None:
+        if not self._provisional:
+            return
+        self._provisional = False
+        self.retractions += 1
+        old, self._turn_id = self._turn_id, self._next_turn_id()
+        logger.debug("turn %d: the user went on; provisional work retracted (now turn %d)", old, self._turn_id)
+        self._on_retract(old, self._turn_id)
+
+    async def _send(
+        self,
+        samples: np.ndarray,
+        start_s: float,
+        end_s: float,
+        endpoint_ms: float,
+        final: bool,
+        voiced_ms: float,
+        provisional: bool = False,
+    ) -> None:
+        await self.push(
+            UtteranceFrame(
+                turn_id=self._turn_id,
+                samples=samples,
+                sample_rate=self.sample_rate,
+                start_s=start_s,
+                end_s=end_s,
+                endpoint_ms=endpoint_ms,
+                final=final,
+                voiced_ms=voiced_ms,
+                provisional=provisional,
             )
+        )

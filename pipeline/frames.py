@@ -103,6 +103,8 @@ class UtteranceFrame(DataFrame):
     final: bool = True
     """False for a piece of a long utterance: more of the same turn follows."""
     voiced_ms: float = 0.0
+    provisional: bool = False
+    """Sent after a short pause for a head start; its reply waits for the endpoint."""
 
 
 @dataclass(frozen=True)

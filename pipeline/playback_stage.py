@@ -1,4 +1,8 @@
-"""Synthesized audio in, onto the output buffer at the speaker's rate."""
+"""Synthesized audio in, onto the output buffer at the speaker's rate.
+
+Audio of a turn that is not confirmed yet (a head start taken during the endpoint wait) is
+held here and released the moment the turn is confirmed, or dropped if it is retracted.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,32 @@ class PlaybackStage(Stage):
     def __init__(self, output: OutputBuffer) -> None:
         super().__init__()
         self.output = output
+        self._confirmed: set[int] = set()
+        self._held: dict[int, list[Frame]] = {}
+
+    def confirm(self, turn_id: int) -> None:
+        """The turn stands: play what it has ready, and the rest as it comes."""
+        self._confirmed.add(turn_id)
+        for frame in self._held.pop(turn_id, []):
+            self._play(frame)
+
+    def on_interrupt(self, turn_id: int) -> None:
+        for old in [t for t in self._held if t < turn_id]:
+            del self._held[old]
+        self._confirmed = {t for t in self._confirmed if t >= turn_id}
+
+    def forget(self, turn_id: int) -> None:
+        self._confirmed.discard(turn_id)
+        self._held.pop(turn_id, None)
 
     async def process(self, frame: Frame) -> None:
+        if isinstance(frame, (TTSAudioFrame, ReplyEndFrame)):
+            if frame.turn_id in self._confirmed:
+                self._play(frame)
+            else:
+                self._held.setdefault(frame.turn_id, []).append(frame)
+
+    def _play(self, frame: Frame) -> None:
         if isinstance(frame, TTSAudioFrame):
             samples = frame.samples
             if frame.sample_rate != self.output.sample_rate:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -31,6 +31,7 @@ from .playback_stage import PlaybackStage
 from .reply_stage import ReplyStage
 from .stage import Chain
 from .tts_stage import TTSStage
+from .turn_end import HangoverConfig, hangover_for
 from .turn_log import TurnLog
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class SessionConfig:
     endpointer: EndpointerConfig | None = None
     max_reply_tokens: int = 120
     queue_size: int = 64
+    adaptive_hangover: bool = True
+    """Shorten or lengthen the hangover from the words heard at the first pause."""
+    hangover: HangoverConfig = field(default_factory=HangoverConfig)
     continuation_s: float = 2.0
     """Speech resuming this soon after the end of the user's turn continues that turn: the
     reply is cut and the two utterances are answered as one question."""
@@ -84,14 +88,16 @@ class VoiceSession:
             Endpointer(WebRtcVad(c.vad_aggressiveness), c.endpointer),
             next_turn_id=self._next_turn_id,
             on_speech_start=self._on_speech_start,
-            on_utterance=self._activate,
+            on_utterance=self._confirm,
+            on_retract=self._retract,
         )
+        self.playback = PlaybackStage(output)
         stages = [
             self.endpoint,
-            ASRStage(asr, on_no_words=self._end_turn_without_reply, prefix_for=self._carried.pop),
+            ASRStage(asr, on_no_words=self._end_turn_without_reply, prefix_for=self._carried.get, on_text=self._on_text),
             ReplyStage(llm, self.dialog, c.max_reply_tokens),
             TTSStage(tts),
-            PlaybackStage(output),
+            self.playback,
         ]
         self.chain = Chain(stages, turn_log, maxsize=c.queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,10 +155,29 @@ class VoiceSession:
         end = self.log.get(turn_id).user_end_s
         return end is not None and at_s - end <= self.config.continuation_s
 
-    def _activate(self, turn_id: int) -> None:
+    def _confirm(self, turn_id: int) -> None:
+        """The endpoint stands: the turn's reply may play (what is ready plays at once)."""
+        if not self.log.is_open(turn_id):
+            return  # its words were none: nothing to answer
         self.active_turns.add(turn_id)
         if not self.config.barge_in:
             self.endpoint.muted = True
+        self.playback.confirm(turn_id)
+
+    def _retract(self, old: int, new: int) -> None:
+        """The user went on after a pause: drop the head start, keep listening as ``new``."""
+        self.chain.interrupt(new)
+        self.log.rename(old, new)
+        exchange = self.dialog.find(old)
+        if exchange is not None:
+            self.dialog.exchanges.remove(exchange)
+        if old in self._carried:
+            self._carried[new] = self._carried.pop(old)
+
+    def _on_text(self, turn_id: int, text: str, provisional: bool) -> None:
+        if provisional and self.config.adaptive_hangover and self.endpoint.current_turn == turn_id:
+            default = self.endpoint.endpointer.config.hangover_ms
+            self.endpoint.endpointer.set_hangover(hangover_for(text, default, self.config.hangover))
 
     def interrupt(self, new_turn_id: int, at_s: float | None = None) -> None:
         """Stop talking now; keep in the history only what the user heard."""
@@ -199,11 +224,14 @@ class VoiceSession:
 
     def _end_turn_without_reply(self, turn_id: int) -> None:
         self.active_turns.discard(turn_id)
+        self._carried.pop(turn_id, None)
         self._unmute_if_idle()
 
     def _finish(self, turn_id: int) -> None:
         self.active_turns.discard(turn_id)
+        self._carried.pop(turn_id, None)
         self.output.forget(turn_id)
+        self.playback.forget(turn_id)
         self.log.finish(turn_id)
         self._unmute_if_idle()
 

@@ -76,6 +76,14 @@ class TurnLog:
     def is_open(self, turn_id: int) -> bool:
         return turn_id in self._open
 
+    def rename(self, old: int, new: int) -> None:
+        """The utterance of ``old`` goes on as ``new`` (a retracted head start)."""
+        record = self._open.pop(old, None)
+        if record is not None:
+            record.turn_id = new
+            record.stages.clear()
+            self._open[new] = record
+
     def discard(self, turn_id: int) -> None:
         """The turn turned out to be no turn (noise, no words)."""
         self._open.pop(turn_id, None)

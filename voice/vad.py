@@ -52,7 +52,11 @@ class EndpointerConfig:
     pre_roll_ms: int = 300
     """Audio kept from before the confirmed onset so the first word is whole."""
     hangover_ms: int = 500
-    """Silence after the last voiced frame that ends the utterance."""
+    """Silence after the last voiced frame that ends the utterance (``set_hangover`` may
+    change it for the utterance in progress, e.g. once its words sound complete)."""
+    speculate_ms: int = 100
+    """Silence after which a provisional end is announced (``SpeechPaused``), so recognition
+    and the reply can start during the hangover. 0: never."""
     min_voiced_ms: int = 200
     """Utterances with less voiced audio than this are dropped as noise."""
     soft_max_utterance_s: float = 14.0
@@ -85,13 +89,30 @@ class SpeechEnd:
 
 
 @dataclass(frozen=True)
+class SpeechPaused:
+    """A provisional end: ``speculate_ms`` of silence. The utterance so far, for a head start."""
+
+    samples: np.ndarray
+    start_s: float
+    end_s: float
+    voiced_ms: float
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """Speech came back after a ``SpeechPaused``: the provisional end was wrong."""
+
+    at_s: float
+
+
+@dataclass(frozen=True)
 class SpeechDiscarded:
     """Onset was confirmed but too little was voiced: noise, a click, a cough."""
 
     at_s: float
 
 
-EndpointEvent = SpeechStart | SpeechEnd | SpeechDiscarded
+EndpointEvent = SpeechStart | SpeechEnd | SpeechDiscarded | SpeechPaused | SpeechResumed
 
 
 class Endpointer:
@@ -112,6 +133,8 @@ class Endpointer:
     def _reset(self) -> None:
         self.in_speech = False
         self._continued = False
+        self._paused = False
+        self.hangover_ms = self.config.hangover_ms
         self._frames: list[np.ndarray] = []
         self._voiced_frames = 0
         self._silent_run = 0
@@ -146,12 +169,24 @@ class Endpointer:
         if voiced:
             if self._continued and not self._voiced_frames:
                 events.append(SpeechStart(self._start_s, continued=True))  # the cut utterance goes on
+            if self._paused:
+                self._paused = False
+                events.append(SpeechResumed(at_s))
             self._voiced_frames += 1
             self._silent_run = 0
             self._last_voiced_end_s = at_s + frame_s
         else:
             self._silent_run += 1
-        if self._silent_run * c.frame_ms >= c.hangover_ms:
+            if (
+                c.speculate_ms
+                and self._silent_run * c.frame_ms == c.speculate_ms
+                and self._voiced_frames * c.frame_ms >= c.min_voiced_ms
+            ):
+                self._paused = True
+                events.append(
+                    SpeechPaused(np.concatenate(self._frames), self._start_s, self._last_voiced_end_s, self._voiced_frames * c.frame_ms)
+                )
+        if self._silent_run * c.frame_ms >= self.hangover_ms:
             events += filter(None, [self._close(at_s + frame_s)])
         elif len(self._frames) * frame_s >= c.max_utterance_s or (
             not voiced and len(self._frames) * frame_s >= min(c.soft_max_utterance_s, c.max_utterance_s)
@@ -191,6 +226,10 @@ class Endpointer:
             )
         self._reset()
         return event
+
+    def set_hangover(self, ms: int) -> None:
+        """Change the silence that ends the utterance in progress (back to default after it)."""
+        self.hangover_ms = ms
 
     def flush(self, now_s: float) -> list[EndpointEvent]:
         """End of input: close an open utterance rather than lose it."""

@@ -21,6 +21,7 @@ from voxloop.pipeline.turn_log import TurnLog, TurnRecord
 from voxloop.voice.playback import OutputBuffer
 from voxloop.voice.recording import ConversationRecorder
 from voxloop.voice.replay_device import ReplayDevice
+from voxloop.voice.vad import EndpointerConfig
 
 RATE = 16000
 LONG_REPLY = "This is the first sentence of a long answer. " + "And here is a second sentence that goes on and on for quite a while."
@@ -56,6 +57,8 @@ def run_session(
 ) -> Run:
     log = TurnLog(tmp_path / "turns.jsonl")
     output = OutputBuffer(RATE)
+    # One recognizer call per utterance, as these tests script them: no head start unless asked.
+    config.setdefault("endpointer", EndpointerConfig(speculate_ms=0))
     session = VoiceSession(asr, llm, tts, output, log, Dialog(), SessionConfig(**config))  # type: ignore[arg-type]
     recorder = ConversationRecorder(tmp_path / "conversation.wav", RATE)
     device = ReplayDevice(input_path, output, recorder, paced=False)

@@ -18,6 +18,8 @@ from voxloop.voice.vad import (
     EndpointerConfig,
     SpeechDiscarded,
     SpeechEnd,
+    SpeechPaused,
+    SpeechResumed,
     SpeechStart,
     WebRtcVad,
 )
@@ -167,7 +169,7 @@ def test_two_utterances_separated_by_silence_are_two_turns(first: str, second: s
     events = run(signal)
     starts, ends = of(events, SpeechStart), of(events, SpeechEnd)
     assert len(starts) == 2 and len(ends) == 2, events
-    assert [type(e) for e in events] == [SpeechStart, SpeechEnd, SpeechStart, SpeechEnd]
+    assert [type(e) for e in events if not isinstance(e, (SpeechPaused, SpeechResumed))] == [SpeechStart, SpeechEnd, SpeechStart, SpeechEnd]
 
     b_at = LEAD_S + len(a) / RATE + gap_s
     assert abs(starts[0].at_s - (LEAD_S + energy_onset_s(a))) <= ONSET_TOLERANCE_S
@@ -259,7 +261,7 @@ def test_flush_mid_speech_returns_the_open_utterance() -> None:
     cut_s = 2.5
     signal = timeline(silence(LEAD_S), x[: round(cut_s * RATE)])
     events = run(signal, flush=True)
-    assert [type(e) for e in events] == [SpeechStart, SpeechEnd]
+    assert [type(e) for e in events if not isinstance(e, (SpeechPaused, SpeechResumed))] == [SpeechStart, SpeechEnd]
     start, end = events
     assert end.start_s == start.at_s
     first, stop = span(end)
@@ -276,3 +278,48 @@ def test_flush_without_open_utterance_is_empty() -> None:
         endpointer.push(signal[i * FRAME : (i + 1) * FRAME], i * FRAME_S)
     assert endpointer.flush(len(signal) / RATE) == []
 
+
+
+# --- head start ------------------------------------------------------------------------------
+
+
+def _trim(x: np.ndarray) -> np.ndarray:
+    frames = x[: len(x) // FRAME * FRAME].reshape(-1, FRAME).astype(np.float64)
+    loud = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > 32768 * 10 ** (-40 / 20))
+    return x[loud[0] * FRAME : (loud[-1] + 1) * FRAME]
+
+
+def test_a_pause_is_announced_early_and_speech_after_it_retracts_the_announcement() -> None:
+    a, b = _trim(speech("what_time_is_it.wav")), _trim(speech("turn_on_the_lamp.wav"))
+    config = EndpointerConfig(speculate_ms=100, hangover_ms=500)
+    # 300 ms between the two: past the head-start pause, short of the hangover.
+    signal = timeline(silence(LEAD_S), a, silence(0.3), b, silence(TAIL_S))
+    events = run(signal, config)
+
+    kinds = [type(e) for e in events]
+    assert kinds[0] is SpeechStart and kinds[-1] is SpeechEnd
+    assert SpeechResumed in kinds  # the first pause was not the end
+    paused = of(events, SpeechPaused)
+    assert paused and kinds.index(SpeechPaused) < kinds.index(SpeechResumed)
+    assert len(of(events, SpeechEnd)) == 1
+    # The final pause is announced speculate_ms after the last voiced frame, before the end.
+    last = paused[-1]
+    (end,) = of(events, SpeechEnd)
+    assert last.end_s == pytest.approx(end.end_s)
+    np.testing.assert_array_equal(last.samples, end.samples[: len(last.samples)])
+
+
+def test_set_hangover_ends_the_current_utterance_sooner_then_resets() -> None:
+    a = speech("what_time_is_it.wav")
+    signal = timeline(silence(LEAD_S), a, silence(TAIL_S), a, silence(TAIL_S))
+    endpointer = Endpointer(WebRtcVad(), EndpointerConfig(hangover_ms=600))
+    ends = []
+    for i in range(len(signal) // FRAME):
+        for event in endpointer.push(signal[i * FRAME : (i + 1) * FRAME], i * FRAME_S):
+            if isinstance(event, SpeechPaused) and not ends:
+                endpointer.set_hangover(200)
+            if isinstance(event, SpeechEnd):
+                ends.append(event)
+    assert len(ends) == 2
+    assert ends[0].endpoint_ms == pytest.approx(200, abs=FRAME_MS)
+    assert ends[1].endpoint_ms == pytest.approx(600, abs=FRAME_MS)
