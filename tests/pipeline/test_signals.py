@@ -120,3 +120,19 @@ def test_a_second_ctrl_c_forces_the_exit(two_questions: Path, tmp_path: Path) ->
     assert took <= STOP_WITHIN_S
     for line in (tmp_path / "out" / "turns.jsonl").read_text().splitlines():
         json.loads(line)  # nothing half-written
+
+
+def test_kill_9_loses_nothing_already_written(two_questions: Path, tmp_path: Path) -> None:
+    run = Replay(two_questions, tmp_path / "out")
+    run.wait_for("voxloop.pipeline.session: turn 1: reply audible")
+    run.wait_for("voxloop.pipeline.session: turn 2: reply audible")  # turn 1 has been written by now
+
+    run.stop(signal.SIGKILL)
+
+    out = tmp_path / "out"
+    rows = [json.loads(line) for line in (out / "turns.jsonl").read_text().splitlines()]
+    assert rows and rows[0]["user_text"] and rows[0]["assistant_text"]
+    # The recording was never renamed into place, but what it holds up to the kill is readable.
+    [partial] = out.glob(".conversation.wav.part")
+    info = sf.info(partial)
+    assert info.channels == 2 and info.duration >= rows[0]["reply_start_s"]
