@@ -31,3 +31,30 @@ def test_a_conversation_longer_than_the_context_window_is_trimmed_not_an_error(e
     spoken = [f.text for f in frames if isinstance(f, SentenceFrame)]
     assert spoken and APOLOGY not in spoken
     assert isinstance(frames[-1], ReplyEndFrame) and frames[-1].text
+
+
+def test_the_next_turn_only_prefills_its_new_words(engines: Engines) -> None:
+    """The system prompt and earlier turns stay in llama.cpp's KV cache between turns."""
+    llm = engines.llm
+    evaluated: list[int] = []
+    original = llm.model.eval  # type: ignore[attr-defined]
+
+    def counting_eval(tokens):  # type: ignore[no-untyped-def]
+        evaluated.append(len(tokens))
+        return original(tokens)
+
+    dialog = Dialog()
+    first = dialog.begin(1, "What is the capital of France?")
+    llm.model.eval = counting_eval  # type: ignore[attr-defined]
+    try:
+        first.reply = "".join(llm.stream(dialog.messages(), max_tokens=16))
+        evaluated.clear()
+        dialog.begin(2, "And of Italy?")
+        messages = dialog.messages()
+        list(llm.stream(messages, max_tokens=4))
+    finally:
+        del llm.model.eval  # type: ignore[attr-defined]
+
+    whole_prompt = sum(len(llm.model.tokenize(m["content"].encode(), add_bos=False)) for m in messages)  # type: ignore[attr-defined]
+    prefill = evaluated[0]
+    assert prefill < whole_prompt / 2, (prefill, whole_prompt)

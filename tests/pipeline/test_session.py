@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from conftest import DATA
 
@@ -240,3 +241,53 @@ def test_a_failing_synthesizer_loses_one_sentence_not_the_turn(tmp_path: Path) -
     assert first.reply_start_s is not None  # the rest of the reply was heard
     assert loud(run.assistant[int(first.reply_start_s * RATE) : int((first.reply_start_s + 0.5) * RATE)])
     assert second.assistant_text == "Fine again." and second.error is None
+
+
+def _by_length(audio: np.ndarray) -> str:
+    """A recognizer stand-in whose text says how much speech it was given."""
+    return f"utterance of {round(len(audio) / RATE, 1)} seconds"
+
+
+def test_a_head_start_is_taken_at_the_first_pause_and_plays_at_the_endpoint(tmp_path: Path) -> None:
+    path = make_input(tmp_path, [(0.5, "what_time_is_it.wav")], 8.0)
+    llm = FakeLLM(["It is noon."])
+    endpointer = EndpointerConfig(speculate_ms=100, hangover_ms=500)
+    run = run_session(tmp_path, path, FakeASR(by_audio=_by_length), llm, FakeTTS(), endpointer=endpointer, adaptive_hangover=False)
+
+    [turn] = run.turns
+    assert turn.stages.get("head_start") == 1.0
+    assert len(llm.prompts) == 1
+    # Everything was ready before the endpoint: the reply starts within a block of it.
+    assert turn.latency_ms is not None
+    assert turn.latency_ms <= turn.stages["endpoint"] + 2 * 20 + 1
+
+
+def test_speech_after_the_pause_throws_the_head_start_away(tmp_path: Path) -> None:
+    first = speech("spk1_snt1.wav")
+    # A 300 ms gap: longer than the 100 ms head-start pause, shorter than the 500 ms hangover.
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (0.5 + len(first) / RATE + 0.3, "spk2_snt1.wav")], 12.0)
+    llm = FakeLLM(["Speculative answer.", "Speculative again.", "Final answer.", "More."])
+    tts = FakeTTS()
+    endpointer = EndpointerConfig(speculate_ms=100, hangover_ms=500)
+    run = run_session(tmp_path, path, FakeASR(by_audio=_by_length), llm, tts, endpointer=endpointer, adaptive_hangover=False)
+
+    [turn] = run.turns
+    assert run.session.endpoint.retractions >= 1
+    assert len(llm.prompts) >= 2  # the model was asked early, then again for the whole utterance
+    # Only the reply to the whole utterance was heard and kept.
+    whole = llm.prompts[-1][-1]["content"]
+    assert turn.user_text == whole
+    assert [e.user for e in run.session.dialog.exchanges] == [whole]
+    assert turn.assistant_text == run.session.dialog.exchanges[0].reply
+    seconds = float(whole.split()[2])
+    assert seconds > len(first) / RATE + 1.0  # it covers both parts
+
+
+def test_the_words_at_the_pause_set_the_hangover(tmp_path: Path) -> None:
+    path = make_input(tmp_path, [(0.5, "what_time_is_it.wav")], 8.0)
+    endpointer = EndpointerConfig(speculate_ms=100, hangover_ms=500)
+    asked = run_session(tmp_path, path, FakeASR(by_audio=lambda a: "What time is it?"), FakeLLM(["Noon."]), FakeTTS(), endpointer=endpointer)
+    trailing = run_session(tmp_path, path, FakeASR(by_audio=lambda a: "What time is it and"), FakeLLM(["Noon."]), FakeTTS(), endpointer=endpointer)
+
+    assert asked.turns[0].stages["endpoint"] == pytest.approx(260)  # 250 ms after a question, on 20 ms frames
+    assert trailing.turns[0].stages["endpoint"] == pytest.approx(900)  # longer after a trailing "and"
