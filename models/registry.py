@@ -31,6 +31,14 @@ def _package_file(dist: str, relative: str) -> Path:
     return Path(str(distribution.locate_file(relative)))
 
 
+def _locate(name: str, packages: dict[str, tuple[str, str]], path_hint: str) -> tuple[Path, str]:
+    """A bundled name's file in its package, or a user's path; with the hint for its errors."""
+    if name in packages:
+        dist, relative = packages[name]
+        return _package_file(dist, relative), _REINSTALL.format(package=dist)
+    return Path(name).expanduser(), f"{path_hint}, or a bundled one: {', '.join(packages)}"
+
+
 # --- speech recognition -------------------------------------------------------------------
 
 _ASR_PACKAGES = {
@@ -41,19 +49,13 @@ _ASR_PACKAGES = {
 
 def resolve_asr(name_or_path: str | None) -> Path:
     """A faster-whisper (CTranslate2) model folder, checked."""
-    name = name_or_path or DEFAULT_ASR
-    if name in _ASR_PACKAGES:
-        dist, folder = _ASR_PACKAGES[name]
-        path = _package_file(dist, folder)
-        hint = _REINSTALL.format(package=dist)
-    else:
-        path = Path(name).expanduser()
-        hint = (
-            "Give --asr-model a faster-whisper model folder (model.bin, config.json, tokenizer.json), "
-            f"or one of the bundled names: {', '.join(_ASR_PACKAGES)}"
-        )
-        if not path.exists():
-            raise ModelFileError(path, "no such speech recognition model", hint)
+    path, hint = _locate(
+        name_or_path or DEFAULT_ASR,
+        _ASR_PACKAGES,
+        "Give --asr-model a faster-whisper model folder (model.bin, config.json, tokenizer.json)",
+    )
+    if not path.exists():
+        raise ModelFileError(path, "no such speech recognition model", hint)
     check_whisper_dir(path, hint)
     return path
 
@@ -85,17 +87,11 @@ GGUF_MAGIC = b"GGUF"
 
 def resolve_llm(name_or_path: str | None) -> Path:
     """A GGUF file, checked."""
-    name = name_or_path or DEFAULT_LLM
-    if name in _LLM_PACKAGES:
-        dist, file = _LLM_PACKAGES[name]
-        path = _package_file(dist, file)
-        hint = _REINSTALL.format(package=dist)
-    else:
-        path = Path(name).expanduser()
-        hint = (
-            "Give --llm-model a GGUF file (llama.cpp format), or --llm-url an OpenAI-compatible server, "
-            f"or use the bundled model: {', '.join(_LLM_PACKAGES)}"
-        )
+    path, hint = _locate(
+        name_or_path or DEFAULT_LLM,
+        _LLM_PACKAGES,
+        "Give --llm-model a GGUF file (llama.cpp format) or --llm-url an OpenAI-compatible server",
+    )
     check_gguf(path, hint)
     return path
 
@@ -129,17 +125,11 @@ class VoiceFiles:
 
 def resolve_voice(name_or_path: str | None) -> VoiceFiles:
     """A Piper voice: the .onnx and its .onnx.json beside it, checked."""
-    name = name_or_path or DEFAULT_VOICE
-    if name in _VOICE_PACKAGES:
-        dist, file = _VOICE_PACKAGES[name]
-        model = _package_file(dist, file)
-        hint = _REINSTALL.format(package=dist)
-    else:
-        model = Path(name).expanduser()
-        hint = (
-            "Give --voice a Piper voice .onnx with its .onnx.json beside it "
-            f"(from the piper voices collection), or use the bundled voice: {', '.join(_VOICE_PACKAGES)}"
-        )
+    model, hint = _locate(
+        name_or_path or DEFAULT_VOICE,
+        _VOICE_PACKAGES,
+        "Give --voice a Piper voice .onnx with its .onnx.json beside it (from the Piper voices collection)",
+    )
     if not model.is_file():
         raise ModelFileError(model, "no such Piper voice file" if not model.exists() else "not a file", hint)
     if model.stat().st_size < 100_000:
