@@ -23,7 +23,7 @@ class ASRStage(Stage):
     def __init__(
         self,
         asr: ASR,
-        on_no_words: Callable[[int], None] = lambda turn_id: None,
+        on_no_words: Callable[[int, bool], None] = lambda turn_id, provisional: None,
         prefix_for: Callable[[int, str], str] = lambda turn_id, default: default,
         on_text: Callable[[int, str, bool], None] = lambda turn_id, text, provisional: None,
     ) -> None:
@@ -67,9 +67,14 @@ class ASRStage(Stage):
         pieces = self._pieces.pop(frame.turn_id, [])
         result = Transcript(" ".join(filter(None, [*pieces, result.text])), dropped=result.dropped)
         prefix = self._prefix_for(frame.turn_id, "")
-        if not (result.text or prefix) or self.is_stale(frame.turn_id):
-            self.ctx.log.discard(frame.turn_id)
-            self._on_no_words(frame.turn_id)
+        if self.is_stale(frame.turn_id):
+            return
+        if not (result.text or prefix):
+            if not frame.provisional:
+                self.ctx.log.discard(frame.turn_id)
+            # A provisional turn keeps its record: the user may go on, and the session decides
+            # at the endpoint.
+            self._on_no_words(frame.turn_id, frame.provisional)
             return
         text = f"{prefix} {result.text}".strip()
         logger.info("turn %d: heard %r (%.0f ms)%s", frame.turn_id, text, asr_ms, " provisionally" if frame.provisional else "")

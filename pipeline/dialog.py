@@ -33,6 +33,8 @@ class Dialog:
         self.max_history_chars = max_history_chars
         """Oldest exchanges are dropped past this, so the prompt stays inside the context window."""
         self.exchanges: list[Exchange] = []
+        self._oldest_turn = 0
+        """Exchanges of earlier turns have been trimmed away."""
 
     def begin(self, turn_id: int, user_text: str) -> Exchange:
         exchange = Exchange(turn_id, user_text)
@@ -51,14 +53,18 @@ class Dialog:
         ``fits`` tells whether a prompt leaves room in the model's context window. Old exchanges
         go first; a single question too long on its own keeps its end (the part just said).
         """
-        kept: list[Exchange] = []
-        size = 0
-        for exchange in reversed(self.exchanges):
-            size += len(exchange.user) + len(exchange.reply)
-            if kept and size > self.max_history_chars:
-                break
-            kept.append(exchange)
-        kept.reverse()
+        kept = [e for e in self.exchanges if e.turn_id >= self._oldest_turn]
+        if sum(len(e.user) + len(e.reply) for e in kept) > self.max_history_chars:
+            # Trim to half the budget in one go: the start of the prompt then stays the same
+            # for many turns, and llama.cpp keeps reusing its cached prefix. Dropping one
+            # exchange per turn would change the prefix every turn and re-read the whole prompt.
+            size = 0
+            for i in range(len(kept) - 1, -1, -1):
+                size += len(kept[i].user) + len(kept[i].reply)
+                if size > self.max_history_chars // 2 and i < len(kept) - 1:
+                    kept = kept[i + 1 :]
+                    break
+            self._oldest_turn = kept[0].turn_id
         while True:
             messages = self._render(kept)
             if fits(messages):

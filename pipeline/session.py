@@ -82,6 +82,8 @@ class VoiceSession:
         self._last_turn = 0
         self.active_turns: set[int] = set()
         """Turns between the end of the user's speech and the end of the reply's playback."""
+        self._wordless: set[int] = set()
+        """Provisional turns in which recognition found no words (yet)."""
         self._carried: dict[int, str] = {}
         """User text of a turn cut short by the user's own continuation, to prefix the next."""
         self.endpoint = EndpointStage(
@@ -157,6 +159,9 @@ class VoiceSession:
 
     def _confirm(self, turn_id: int) -> None:
         """The endpoint stands: the turn's reply may play (what is ready plays at once)."""
+        if turn_id in self._wordless:
+            self._wordless.discard(turn_id)
+            self.log.discard(turn_id)
         if not self.log.is_open(turn_id):
             return  # its words were none: nothing to answer
         self.active_turns.add(turn_id)
@@ -167,6 +172,7 @@ class VoiceSession:
     def _retract(self, old: int, new: int) -> None:
         """The user went on after a pause: drop the head start, keep listening as ``new``."""
         self.chain.interrupt(new)
+        self._wordless.discard(old)
         self.log.rename(old, new)
         exchange = self.dialog.find(old)
         if exchange is not None:
@@ -222,7 +228,10 @@ class VoiceSession:
                 break
         return " ".join(words)
 
-    def _end_turn_without_reply(self, turn_id: int) -> None:
+    def _end_turn_without_reply(self, turn_id: int, provisional: bool = False) -> None:
+        if provisional:
+            self._wordless.add(turn_id)  # settled at the endpoint, or forgotten if the user goes on
+            return
         self.active_turns.discard(turn_id)
         self._carried.pop(turn_id, None)
         self._unmute_if_idle()

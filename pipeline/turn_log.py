@@ -80,8 +80,11 @@ class TurnLog:
         """The utterance of ``old`` goes on as ``new`` (a retracted head start)."""
         record = self._open.pop(old, None)
         if record is not None:
+            # What the retracted attempt measured or suffered is not this turn's.
             record.turn_id = new
             record.stages.clear()
+            record.error = None
+            record.user_text = ""
             self._open[new] = record
 
     def discard(self, turn_id: int) -> None:

@@ -291,3 +291,55 @@ def test_the_words_at_the_pause_set_the_hangover(tmp_path: Path) -> None:
 
     assert asked.turns[0].stages["endpoint"] == pytest.approx(260)  # 250 ms after a question, on 20 ms frames
     assert trailing.turns[0].stages["endpoint"] == pytest.approx(900)  # longer after a trailing "and"
+
+
+def test_a_wordless_head_start_then_speech_keeps_the_start_of_the_turn(tmp_path: Path) -> None:
+    # A noise burst, a short gap, then the question: the head start taken at the gap hears no
+    # words, the user goes on, and the turn must still say where the user started.
+    rng = np.random.default_rng(4)
+    question = speech("what_time_is_it.wav")
+    loud = np.flatnonzero(np.abs(question.astype(np.int32)) > 1000)
+    question = question[loud[0] : loud[-1]]  # the words alone, without the file's own silence
+    audio = np.zeros(8 * RATE, dtype=np.int16)
+    audio[RATE : RATE + int(0.4 * RATE)] = (rng.normal(0, 0.1, int(0.4 * RATE)) * 32767).astype(np.int16)
+    start = RATE + int(0.56 * RATE)
+    audio[start : start + len(question)] = question
+    path = tmp_path / "input.wav"
+    sf.write(path, audio, RATE, subtype="PCM_16")
+    asr = FakeASR(by_audio=lambda a: "" if len(a) < 0.9 * RATE else "What time is it?")
+    endpointer = EndpointerConfig(speculate_ms=100, hangover_ms=500)
+    run = run_session(tmp_path, path, asr, FakeLLM(["Noon."]), FakeTTS(), endpointer=endpointer, adaptive_hangover=False)
+
+    [turn] = run.turns
+    assert run.session.endpoint.retractions >= 1
+    assert turn.user_text == "What time is it?" and turn.assistant_text == "Noon."
+    assert turn.user_start_s is not None and turn.user_start_s < 1.5
+
+
+def test_a_failed_head_start_that_is_retracted_leaves_no_error_on_the_turn(tmp_path: Path) -> None:
+    first = speech("spk1_snt1.wav")
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (0.5 + len(first) / RATE + 0.3, "spk2_snt1.wav")], 12.0)
+    llm = FakeLLM(["Fails at once.", "Fine.", "Fine.", "Fine."], fail_on=[0])
+    endpointer = EndpointerConfig(speculate_ms=100, hangover_ms=500)
+    run = run_session(tmp_path, path, FakeASR(by_audio=_by_length), llm, FakeTTS(), endpointer=endpointer, adaptive_hangover=False)
+
+    [turn] = run.turns
+    assert run.session.endpoint.retractions >= 1
+    assert turn.error is None and turn.assistant_text == "Fine."
+
+
+def test_history_is_trimmed_in_steps_so_the_cached_prompt_prefix_stays_put() -> None:
+    from voxloop.pipeline.dialog import Dialog
+
+    dialog = Dialog("system", max_history_chars=3000)
+    firsts = []
+    for n in range(60):
+        dialog.begin(n, f"question {n} " + "word " * 40)
+        firsts.append(dialog.messages()[1]["content"])
+        dialog.exchanges[-1].reply = "answer " * 40
+    changes = sum(a != b for a, b in zip(firsts, firsts[1:]))
+    # Each exchange is ~500 characters: one-by-one trimming would change the prefix on each of
+    # the last ~54 turns; trimming to half the budget changes it about every third turn.
+    assert 3 <= changes <= 20
+    history = sum(len(m["content"]) for m in dialog.messages()[1:])
+    assert history <= 3000
