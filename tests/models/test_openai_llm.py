@@ -52,6 +52,9 @@ def test_closing_the_generator_cancels_promptly(llm: OpenAICompatibleLLM) -> Non
     essay: list[Message] = [
         {"role": "user", "content": "Write a 500-word essay about the history of Rome."}
     ]
+    started = time.perf_counter()
+    "".join(llm.stream(_QUESTION, max_tokens=8))
+    alone_s = time.perf_counter() - started  # the same short request on a free server, as it runs now
     reply = llm.stream(essay, max_tokens=600)
     assert next(reply)
 
@@ -65,7 +68,9 @@ def test_closing_the_generator_cancels_promptly(llm: OpenAICompatibleLLM) -> Non
     logger.info("close() returned in %.4f s; the next 8-token reply took %.2f s", close_s, next_s)
     assert close_s < 0.5
     assert after.strip()
-    assert next_s < 3.0
+    # Had the essay gone on, the short request would have waited for all 600 tokens (several
+    # times longer); the bound scales with how busy this machine is right now.
+    assert next_s < max(3.0, 4 * alone_s)
 
 
 def test_warm_up_picks_the_served_model(server_root: str) -> None:
