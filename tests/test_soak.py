@@ -88,13 +88,10 @@ def test_speaking_over_the_reply_interrupts_it(run: Any) -> None:
 
 def test_a_failing_language_model_is_answered_with_the_apology(run: Any) -> None:
     failed = [t for t in run.turns if t.error and t.error.startswith("llm: injected")]
-    assert len(failed) == run.llm.failures, "each injected failure is on the record of one turn"
-    # A failure during a head start that the user talked on through is retracted and the
-    # question asked again: that turn streamed an answer (its record still carries the
-    # retracted attempt's error: TurnLog.rename keeps ``error``; reported).
-    standing = [t for t in failed if "llm_first_token" not in t.stages]
-    assert standing, "no injected failure landed on a turn that stood"
-    for turn in standing:
+    # A failure during a head start that the user talked on through is retracted with it (the
+    # question is asked again and answered): it is on no turn's record. The others stand.
+    assert 1 <= len(failed) <= run.llm.failures
+    for turn in failed:
         assert soak.spoke_apology(turn, APOLOGY), turn
     assert run.report.apologies_missing == 0
     # No apology without a failure, and the conversation went on after each failure.
