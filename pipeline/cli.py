@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from voxloop.models.errors import ModelError
@@ -19,6 +22,7 @@ from voxloop.voice.errors import AudioFileError
 from .config import Config, ConfigError, load_config
 
 EXIT_USAGE = 2
+DEFAULT_TRANSCRIPT_DIR = "~/.local/state/voxloop"
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -40,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             "  voxloop chat                               talk on the default microphone and speaker\n"
+            "  voxloop devices                            list microphones and speakers\n"
+            "  voxloop doctor                             check that everything chat needs is in place\n"
             "  voxloop replay question.wav                answer a recording in real time\n"
             "  voxloop replay question.wav --fast --out-dir out   ...on a simulated clock\n"
             "  voxloop chat --llm-url http://127.0.0.1:8080/v1    use an OpenAI-compatible server\n"
@@ -55,15 +61,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="simulated clock: as fast as the engines go (timings not meaningful)")
     _add_model_flags(p)
 
-    p = sub.add_parser("chat", help="talk on the default microphone and speaker")
-    p.add_argument("--input-device", help="microphone index or name")
-    p.add_argument("--output-device", help="speaker index or name")
+    p = sub.add_parser(
+        "chat",
+        help="talk on the default microphone and speaker",
+        description=(
+            "Talk on the microphone and speaker. On a terminal a live view shows what it is doing; "
+            "elsewhere (or with --plain) each state change is one timestamped line on stdout, "
+            "the first one 'ready: listening on ...'."
+        ),
+    )
+    _add_device_flags(p)
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--plain", action="store_true", help="timestamped lines instead of the live view (the default when stdout is not a terminal)")
+    shown.add_argument("--quiet", action="store_true", help="show nothing but warnings and errors")
+    p.add_argument("--transcript", type=Path, help=f"append each turn to this JSONL file (default: {DEFAULT_TRANSCRIPT_DIR}/chat-DATE.jsonl)")
+    p.add_argument("--no-transcript", action="store_true", help="do not write the turns to a file")
+    p.add_argument("--latency", default="0.1", help="PortAudio latency for both devices, seconds (or low/high); default 0.1")
+    _add_model_flags(p)
+
+    p = sub.add_parser("devices", help="list microphones and speakers (index, name, host API, channels, default rate)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("doctor", help="check PortAudio, devices, models, memory and threads; one line each with a fix")
+    _add_device_flags(p)
     _add_model_flags(p)
     return parser
 
 
+def _add_device_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-device", help="microphone: index or (part of the) name, case-insensitive; see 'voxloop devices'")
+    p.add_argument("--output-device", help="speaker: index or (part of the) name, case-insensitive; see 'voxloop devices'")
+
+
 def _settings(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
+    config = load_config(getattr(args, "config", None))
+    if not hasattr(args, "asr_model"):
+        return config
     m = config.models
     m.asr = args.asr_model or m.asr
     m.llm = args.llm_model or m.llm
@@ -88,11 +121,16 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    if args.command != "chat":  # chat sets up its own logging, to suit its view
+        _setup_logging(args.verbose)
     try:
+        if args.command == "devices":
+            return _devices()
         config = _settings(args)
         if args.command == "replay":
             return _replay(args, config)
+        if args.command == "doctor":
+            return _doctor(args, config)
         return _chat(args, config)
     except (ConfigError, ModelError, AudioFileError) as e:
         return _fail(str(e))
@@ -129,65 +167,145 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _chat(args: argparse.Namespace, config: Config) -> int:
-    from voxloop.voice.devices import (
-        DeviceError,
-        SoundDeviceDuplex,
-        default_output_rate,
-        import_sounddevice,
-    )
-    from voxloop.voice.playback import OutputBuffer
-
-    from .dialog import Dialog
-    from .engines import check_models, load_engines
-    from .replay import session_config
-    from .session import VoiceSession
-    from .signals import install_stop_handlers
-    from .turn_log import TurnLog
+def _devices() -> int:
+    from voxloop.voice.devices import DeviceError, format_device_table, list_devices
 
     try:
-        sd = import_sounddevice()
-        if not sd.query_devices():
-            raise DeviceError("no audio devices found. Plug in a microphone and speakers (or start PulseAudio)")
-        input_device = _device_arg(args.input_device)
-        output_device = _device_arg(args.output_device)
-        rate = default_output_rate(output_device)
+        devices = list_devices()
     except DeviceError as e:
         return _fail(str(e))
-    plan = check_models(config)
-    print("voxloop: loading models…", file=sys.stderr)
-    engines = load_engines(config, plan)
-    output = OutputBuffer(rate)
-    log = TurnLog(None, on_finish=lambda t: print(f"you: {t.user_text}\nvox: {t.assistant_text}  ({t.latency_ms or 0:.0f} ms)", flush=True))
-    session = VoiceSession(
-        engines.asr,
-        engines.llm,
-        engines.tts,
-        output,
-        log,
-        Dialog(config.dialog.system_prompt, config.dialog.max_history_chars),
-        session_config(config, barge_in_default=False),
-    )
-    device = SoundDeviceDuplex(output, input_device, output_device)
-
-    async def run() -> None:
-        install_stop_handlers(session.stop)
-        print("voxloop: listening (Ctrl-C to quit)", file=sys.stderr, flush=True)
-        await session.run(device)
-
-    try:
-        asyncio.run(run())
-    except DeviceError as e:
-        return _fail(str(e))
-    finally:
-        log.close()
+    if not devices:
+        return _fail("no audio devices found. Plug in a microphone and speakers (or start PulseAudio)")
+    print(format_device_table(devices))
     return 0
 
 
-def _device_arg(value: str | None) -> int | str | None:
-    if value is None:
+def _doctor(args: argparse.Namespace, config: Config) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(config, args.input_device, args.output_device, lambda line: print(line, flush=True))
+
+
+def _transcript_path(args: argparse.Namespace) -> Path | None:
+    if args.no_transcript:
         return None
-    return int(value) if value.isdigit() else value
+    if args.transcript is not None:
+        return Path(args.transcript).expanduser()
+    import datetime
+
+    folder = Path(DEFAULT_TRANSCRIPT_DIR).expanduser()
+    return folder / f"chat-{datetime.datetime.now():%Y%m%d-%H%M%S}.jsonl"
+
+
+def _latency_arg(value: str) -> float | str:
+    if value in ("low", "high"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"--latency {value!r}: give low, high or a number of seconds") from None
+
+
+def _chat(args: argparse.Namespace, config: Config) -> int:
+    from voxloop.voice.devices import (
+        DeviceError,
+        import_sounddevice,
+        list_devices,
+        select_device,
+    )
+
+    from .engines import check_models
+    from .live import ChatOptions, chat
+    from .status_view import (
+        PlainReporter,
+        QuietReporter,
+        TerminalView,
+        native_stderr_to_log,
+    )
+
+    view = not (args.plain or args.quiet) and sys.stdout.isatty()
+    _setup_chat_logging(args.verbose, view)
+    latency = _latency_arg(args.latency)
+    try:
+        # Fail on a bad device choice in milliseconds, before any model is touched.
+        sd = import_sounddevice()
+        devices = list_devices(sd)
+        if not devices:
+            raise DeviceError("no audio devices found. Plug in a microphone and speakers (or start PulseAudio)")
+        select_device(devices, _device_arg(args.input_device), "input")
+        select_device(devices, _device_arg(args.output_device), "output")
+    except DeviceError as e:
+        return _fail(str(e))
+    plan = check_models(config)
+    transcript = _transcript_path(args)
+    if transcript is not None:
+        try:
+            transcript.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return _fail(f"{transcript.parent}: cannot create the transcript folder ({e}). Give --transcript FILE or --no-transcript")
+    options = ChatOptions(args.input_device, args.output_device, transcript, latency)
+
+    reporter = TerminalView() if view else QuietReporter() if args.quiet else PlainReporter()
+    try:
+        with native_stderr_to_log() if view else _nothing():
+            try:
+                result = asyncio.run(chat(config, plan, options, reporter))
+            finally:
+                if isinstance(reporter, TerminalView):
+                    reporter.close()
+    except DeviceError as e:
+        return _fail(str(e))
+    logging.getLogger(__name__).debug("conversation over")
+    if transcript is not None and result.turns:
+        print(f"voxloop: transcript in {transcript}", file=sys.stderr, flush=True)
+    elif transcript is not None and transcript.exists() and transcript.stat().st_size == 0:
+        transcript.unlink()  # no turn, no file
+    if result.loader_running or _engine_threads_busy():
+        # Stopped while a model was loading, or while an engine was inside one long call
+        # (reading a prompt, transcribing): those threads cannot be interrupted and Python
+        # would wait for them at exit. Everything worth keeping is written; leave now.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def _engine_threads_busy(grace_s: float = 0.2) -> bool:
+    """Non-daemon threads still running after ``grace_s`` (idle engine workers end at once)."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace_s
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            return True
+    return False
+
+
+def _setup_chat_logging(verbose: int, view: bool) -> None:
+    """With the live view, log lines print above the panel instead of through it."""
+    if not view:
+        _setup_logging(verbose)
+        return
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[RichHandler(show_path=False)])
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _device_arg(value: str | None) -> int | str | None:
+    from voxloop.voice.devices import parse_device_spec
+
+    return parse_device_spec(value)
 
 
 if __name__ == "__main__":  # pragma: no cover

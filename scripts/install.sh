@@ -10,6 +10,12 @@ as_root=""
 # libportaudio2: microphone and speaker. espeak-ng: a second synthesizer the tests speak with.
 # build-essential + cmake: llama-cpp-python compiles llama.cpp on install (a few minutes).
 packages=(libportaudio2 espeak-ng build-essential cmake)
+# libasound2-plugins: PortAudio reaches PulseAudio/PipeWire through ALSA's "pulse" device.
+# pulseaudio + pulseaudio-utils (paplay, parecord, pactl): the private sound server the live
+# tests start (tests/live). Not where PipeWire serves PulseAudio clients: installing the
+# pulseaudio package there would replace pipewire-pulse, and the live tests skip instead.
+packages+=(libasound2-plugins pulseaudio-utils)
+dpkg-query -W -f='${Status}' pipewire-pulse 2>/dev/null | grep -q "install ok installed" || packages+=(pulseaudio)
 python3 -c "import venv, ensurepip" 2>/dev/null || packages+=(python3-venv)
 missing=()
 for p in "${packages[@]}"; do

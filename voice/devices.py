@@ -1,17 +1,35 @@
 """The real microphone and speaker, through PortAudio (sounddevice).
 
-The callbacks run on PortAudio's thread and only copy: the microphone block is handed to the
-event loop with ``call_soon_threadsafe`` (resampling happens there), the speaker pulls from the
-``OutputBuffer``. Each device opens at a rate it supports; the pipeline's 16 kHz is reached
-with soxr.
+::
+
+    PortAudio input callback ──copy──► event loop: mono mix-down, soxr to 16 kHz, level ──► pipeline
+    PortAudio output callback ◄──pull── OutputBuffer (already at the speaker's rate)
+    watchdog task (4 Hz): callbacks still coming? xruns by the clock; reopen a device that died
+
+The callbacks run on PortAudio's threads and never wait on anything: the input callback copies
+the block and hands it to the event loop with ``call_soon_threadsafe``; the output callback
+pulls from the ``OutputBuffer`` (a short lock). Each device opens at a rate it supports
+(its default first: many microphones only do 44.1 or 48 kHz) and with as few channels as it
+allows; the pipeline's 16 kHz mono is reached with a streaming soxr resampler.
+
+Device selection (``select_device``) and the xrun clock (``ClockXrunCounter``) are pure, so
+they are tested without hardware. Everything that touches PortAudio runs on one daemon thread
+(``_PortAudioThread``), never on the event loop: a sound server that hangs cannot freeze the
+conversation, and cannot keep the process from exiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import soxr
@@ -21,49 +39,432 @@ from .playback import OutputBuffer
 
 logger = logging.getLogger(__name__)
 
+Kind = Literal["input", "output"]
+
+PORTAUDIO_PACKAGE = "libportaudio2"
+"""The Debian/Ubuntu package that provides the PortAudio library."""
+
 
 class DeviceError(Exception):
-    """No usable audio device, or PortAudio is missing. ``str()`` is one line with a fix."""
+    """No usable audio device, a bad device choice, or PortAudio is missing. ``str()`` is one
+    line that says what to do."""
 
 
 def import_sounddevice() -> Any:
+    """``sounddevice``, or a DeviceError naming the system package to install."""
     try:
         import sounddevice
     except OSError as e:  # "PortAudio library not found"
         raise DeviceError(
-            f"PortAudio is not installed ({e}). Install it: sudo apt-get install libportaudio2"
+            f"{e}: install the system package {PORTAUDIO_PACKAGE} (sudo apt-get install {PORTAUDIO_PACKAGE})"
         ) from None
     return sounddevice
 
 
-def default_output_rate(device: int | str | None = None) -> int:
-    sd = import_sounddevice()
+# --- what is plugged in ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    """Hertz."""
+    default_input: bool = False
+    default_output: bool = False
+
+    def channels(self, kind: Kind) -> int:
+        return self.max_input_channels if kind == "input" else self.max_output_channels
+
+    def label(self) -> str:
+        return f"[{self.index}] {self.name} ({self.hostapi})"
+
+
+def list_devices(sd: Any | None = None) -> list[DeviceInfo]:
+    sd = sd or import_sounddevice()
+    hostapis = sd.query_hostapis()
+    default_in, default_out = _default_indices(sd)
+    return [
+        DeviceInfo(
+            index=i,
+            name=str(d["name"]),
+            hostapi=str(hostapis[d["hostapi"]]["name"]),
+            max_input_channels=int(d["max_input_channels"]),
+            max_output_channels=int(d["max_output_channels"]),
+            default_samplerate=float(d["default_samplerate"]),
+            default_input=i == default_in,
+            default_output=i == default_out,
+        )
+        for i, d in enumerate(sd.query_devices())
+    ]
+
+
+def _default_indices(sd: Any) -> tuple[int, int]:
     try:
-        info = sd.query_devices(device, kind="output")
-    except (ValueError, sd.PortAudioError) as e:
-        raise DeviceError(f"no usable output device ({e}). Plug in speakers or headphones, or pick one with --output-device") from None
-    return int(info["default_samplerate"])
+        default_in, default_out = sd.default.device
+    except (TypeError, ValueError):
+        default_in = default_out = sd.default.device
+    return int(default_in if default_in is not None else -1), int(default_out if default_out is not None else -1)
+
+
+def parse_device_spec(value: str | int | None) -> int | str | None:
+    """``"3"`` is an index; anything else is a name (or part of one)."""
+    if value is None or isinstance(value, int):
+        return value
+    value = value.strip()
+    return int(value) if value.isdigit() else value
+
+
+def select_device(devices: Sequence[DeviceInfo], spec: int | str | None, kind: Kind) -> DeviceInfo:
+    """The device ``spec`` names, among those with ``kind`` channels.
+
+    ``None``: the default (else the first usable one). An int: that index. A string: the one
+    device whose name contains it, case-insensitively; an exact name wins over partial ones.
+    Anything else is a DeviceError that lists the candidates.
+    """
+    flag = "--input-device" if kind == "input" else "--output-device"
+    what = "microphone" if kind == "input" else "speaker"
+    usable = [d for d in devices if d.channels(kind) > 0]
+    if not usable:
+        raise DeviceError(
+            f"no {what} found (no device with {kind} channels). Plug one in, or start the sound server (PulseAudio/PipeWire)"
+        )
+    if spec is None:
+        for d in usable:
+            if d.default_input if kind == "input" else d.default_output:
+                return d
+        return usable[0]
+    if isinstance(spec, int):
+        for d in devices:
+            if d.index == spec:
+                if d.channels(kind) > 0:
+                    return d
+                raise DeviceError(f"{flag} {spec}: {d.label()} has no {kind} channels. {kind.capitalize()} devices: {_labels(usable)}")
+        raise DeviceError(f"{flag} {spec}: no device with that index. {kind.capitalize()} devices: {_labels(usable)}")
+    wanted = spec.casefold()
+    exact = [d for d in usable if d.name.casefold() == wanted]
+    if len(exact) == 1:
+        return exact[0]
+    matches = exact or [d for d in usable if wanted in d.name.casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise DeviceError(f"{flag} {spec!r} is ambiguous: it matches {_labels(matches)}. Give the index or more of the name")
+    raise DeviceError(f"{flag} {spec!r}: no {what} has that in its name. {kind.capitalize()} devices: {_labels(usable)}")
+
+
+def _labels(devices: Sequence[DeviceInfo]) -> str:
+    return ", ".join(d.label() for d in devices)
+
+
+def format_device_table(devices: Sequence[DeviceInfo]) -> str:
+    """The ``voxloop devices`` listing: one row per device, defaults marked."""
+    rows = [("index", "name", "host API", "in", "out", "default rate", "")]
+    for d in devices:
+        marks = [m for m, on in (("default input", d.default_input), ("default output", d.default_output)) if on]
+        rows.append(
+            (
+                str(d.index),
+                d.name,
+                d.hostapi,
+                str(d.max_input_channels),
+                str(d.max_output_channels),
+                f"{d.default_samplerate:.0f} Hz",
+                " <- " + ", ".join(marks) if marks else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    right = {0, 3, 4, 5}
+    lines = []
+    for r in rows:
+        cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(6)]
+        lines.append(("  ".join(cells) + r[6]).rstrip())
+    return "\n".join(lines)
+
+
+RATE_PREFERENCE = (48000, 44100, 16000, 32000, 22050, 96000, 8000)
+"""Tried after the device's default rate, in this order."""
+
+
+def choose_rate(default_rate: float, supports: Callable[[int], bool], preferred: Sequence[int] = RATE_PREFERENCE) -> int:
+    """The device's default rate if it opens at it, else the first of ``preferred`` it takes."""
+    candidates = [int(default_rate)] if default_rate else []
+    candidates += [r for r in preferred if r not in candidates]
+    for rate in candidates:
+        if supports(rate):
+            return rate
+    raise DeviceError(f"the device opens at none of {', '.join(map(str, candidates))} Hz")
+
+
+def choose_channels(max_channels: int, supports: Callable[[int], bool]) -> int:
+    """Mono if the device allows it, else stereo, else all its channels (mixed down later)."""
+    for n in dict.fromkeys([1, 2, max_channels]):
+        if 0 < n <= max_channels and supports(n):
+            return n
+    raise DeviceError(f"the device opens with none of 1..{max_channels} channels")
+
+
+# --- xruns by the clock ----------------------------------------------------------------------
+
+
+class ClockXrunCounter:
+    """Counts the gaps in a stream by comparing the frames it moved with the wall clock.
+
+    Some host APIs (PulseAudio through ALSA among them) never raise the overflow/underflow
+    flags. Here the *lag* (frames the clock says should have moved, minus frames that did) is
+    tracked against a floor: jitter moves it by a callback period or two; a real gap (frames
+    lost while the stream stalled) raises it for good. A rise of more than ``tolerance_s`` seen
+    on two updates in a row is one xrun, and the floor moves up to it. The floor may also creep
+    up by ``drift_ppm`` of the elapsed time, so that a sound card whose clock runs a little slow
+    is not reported every few minutes.
+    """
+
+    def __init__(self, sample_rate: int, tolerance_s: float = 0.1, drift_ppm: float = 1000.0) -> None:
+        self.sample_rate = sample_rate
+        self.tolerance = tolerance_s * sample_rate
+        self.drift = drift_ppm * 1e-6
+        self.count = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """A new stream: start over at its first callback."""
+        self._t0: float | None = None
+        self._frames0 = 0
+        self._floor = 0.0
+        self._last_t = 0.0
+        self._suspect = False
+
+    def update(self, frames_total: int, at: float) -> int:
+        """``frames_total`` moved by the stream as of its callback at monotonic time ``at``.
+        Returns the xruns newly counted (0 or 1)."""
+        if self._t0 is None:
+            self._t0, self._frames0, self._last_t = at, frames_total, at
+            return 0
+        lag = (at - self._t0) * self.sample_rate - (frames_total - self._frames0)
+        dt = max(0.0, at - self._last_t)
+        self._last_t = at
+        self._floor = min(lag, self._floor + self.drift * dt * self.sample_rate)
+        if lag - self._floor > self.tolerance:
+            if self._suspect:
+                self._suspect = False
+                self._floor = lag
+                self.count += 1
+                return 1
+            self._suspect = True
+        else:
+            self._suspect = False
+        return 0
+
+
+# --- running PortAudio off the event loop ----------------------------------------------------
+
+
+class _PortAudioThread:
+    """One daemon thread for every PortAudio call that may block (open, close, re-initialise)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="portaudio", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, loop, future = job
+            try:
+                result = fn()
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+                _resolve(loop, future, None, e)
+            else:
+                _resolve(loop, future, result, None)
+
+    async def call(self, fn: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put((fn, loop, future))
+        return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+
+def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    def settle() -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop has closed: nobody is waiting any more
+        pass
+
+
+# --- the duplex device -----------------------------------------------------------------------
+
+
+@dataclass
+class DeviceStats:
+    """What the sound system did during a session."""
+
+    input_overflows: int = 0
+    """Input blocks PortAudio flagged as overflowed (audio lost before we got it)."""
+    input_gaps: int = 0
+    """Input gaps found by counting frames against the clock."""
+    output_underflows: int = 0
+    """Output blocks PortAudio flagged as underflowed (the speaker ran dry)."""
+    output_gaps: int = 0
+    """Output gaps found by counting frames against the clock."""
+    stalls: int = 0
+    """Times a device stopped delivering (unplugged, sound server gone)."""
+    reopens: int = 0
+    """Times PortAudio was re-initialised and the devices reopened."""
+    input_blocks: int = 0
+    dropped_blocks: int = 0
+    """Microphone blocks the pipeline's full input queue refused."""
+
+    def summary(self) -> str:
+        return (
+            f"input overflows {self.input_overflows + self.input_gaps} (flagged {self.input_overflows}, by clock {self.input_gaps}), "
+            f"output underflows {self.output_underflows + self.output_gaps} (flagged {self.output_underflows}, by clock {self.output_gaps}), "
+            f"device stalls {self.stalls}, reopens {self.reopens}, dropped mic blocks {self.dropped_blocks}"
+        )
+
+
+@dataclass
+class DeviceEvent:
+    kind: str
+    """``"opened"``, ``"lost"`` (stopped delivering) or ``"back"``."""
+    message: str
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Streams:
+    """One opening of the two devices."""
+
+    generation: int
+    input_info: DeviceInfo
+    output_info: DeviceInfo
+    input_rate: int
+    input_channels: int
+    output_channels: int
+    input_latency_s: float
+    input_stream: Any = None
+    output_stream: Any = None
+    resampler: Any = None
+    opened_at: float = field(default_factory=time.monotonic)
+
+    def describe(self, pipeline_rate: int, output_rate: int) -> str:
+        ch = f", {self.input_channels} ch mixed to mono" if self.input_channels > 1 else ""
+        rs = f" -> {pipeline_rate} Hz" if self.input_rate != pipeline_rate else ""
+        return (
+            f"microphone {self.input_info.name} ({self.input_info.hostapi}, {self.input_rate} Hz{rs}{ch}), "
+            f"speaker {self.output_info.name} ({self.output_info.hostapi}, {output_rate} Hz)"
+        )
 
 
 class SoundDeviceDuplex:
-    """Default (or chosen) microphone and speaker, opened as two streams."""
+    """The chosen (or default) microphone and speaker, opened as two PortAudio streams.
+
+    ``start()`` opens them: from then on the microphone is metered and its last
+    ``preroll_s`` kept, the speaker plays silence. ``run()`` (the session's Device protocol)
+    hands the microphone to the pipeline and the speaker to ``output`` until ``stop()``.
+    A watchdog runs from ``start()`` to the end.
+    """
 
     def __init__(
         self,
-        output: OutputBuffer,
         input_device: int | str | None = None,
         output_device: int | str | None = None,
         sample_rate: int = 16000,
         block_ms: int = 20,
+        *,
+        output: OutputBuffer | None = None,
+        latency: float | str = 0.1,
+        stall_s: float = 2.0,
+        reopen_after_s: float = 2.5,
+        start_grace_s: float = 5.0,
+        retry_s: float = 1.0,
+        preroll_s: float = 0.5,
+        on_event: Callable[[DeviceEvent], None] | None = None,
+        sounddevice: Any = None,
     ) -> None:
-        self.output = output
-        self.input_device = input_device
-        self.output_device = output_device
+        """``latency``: PortAudio's suggested latency, seconds (or "low"/"high"); 0.1 s rides out
+        a busy machine where "low" (40 ms on PulseAudio) underruns. ``stall_s``: no callback for
+        this long is a stopped device (PulseAudio moving a stream to another source pauses it
+        for about 1.5 s, which is not one). ``reopen_after_s``: a
+        device still silent after this long (or whose stream has ended) is reopened, every
+        ``retry_s`` until it works. ``start_grace_s``: time a fresh stream gets to deliver its
+        first block (PulseAudio can take 1.5 s). ``sounddevice``: the module to use (a fake
+        that implements its interface, in tests)."""
+        self.input_spec = parse_device_spec(input_device)
+        self.output_spec = parse_device_spec(output_device)
         self.sample_rate = sample_rate
         self.block_ms = block_ms
-        self.input_overflows = 0
-        self.output_underflows = 0
+        self.output = output
+        self.latency = latency
+        self.stall_s = stall_s
+        self.reopen_after_s = reopen_after_s
+        self.start_grace_s = start_grace_s
+        self.retry_s = retry_s
+        self.on_event = on_event
+        self.stats = DeviceStats()
+        self.level_db = -120.0
+        """Level of the latest microphone block, dBFS."""
+        self.description = ""
+        self.output_rate = 0
+        """Hertz the speaker plays at; fixed at the first opening (the OutputBuffer's rate)."""
+        self._sd: Any = sounddevice
+        self._pa: _PortAudioThread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._streams: _Streams | None = None
+        self._generation = 0
         self._stop = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._sink: Callable[[np.ndarray, float], None] | None = None
+        self._preroll: collections.deque[tuple[np.ndarray, float]] = collections.deque(
+            maxlen=max(1, int(preroll_s * 1000 / block_ms))
+        )
+        self._position = 0
+        """Samples at the pipeline rate delivered so far: the session's timeline."""
+        # Written by the callbacks (plain ints and floats: no locks needed).
+        self._in_frames = 0
+        self._in_last = 0.0
+        self._out_frames = 0
+        self._out_last = 0.0
+        self._in_clock = ClockXrunCounter(sample_rate)
+        self._out_clock = ClockXrunCounter(sample_rate)
+        self._down_since: float | None = None
+        self._next_retry = 0.0
+
+    # --- public -----------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Open both devices and start the watchdog. Returns a one-line description."""
+        if self._pa is not None:  # started already (the streams may be in the middle of a reopen)
+            return self.description
+        self._loop = asyncio.get_running_loop()
+        self._sd = self._sd or import_sounddevice()
+        self._pa = _PortAudioThread()
+        try:
+            streams = await self._pa.call(self._open)
+        except BaseException:
+            self._pa.close()
+            self._pa = None
+            raise
+        self._adopt(streams)
+        self._watchdog = asyncio.create_task(self._watch(), name="device-watchdog")
+        self._emit("opened", self.description)
+        return self.description
 
     def stop(self) -> None:
         self._stop.set()
@@ -74,52 +475,289 @@ class SoundDeviceDuplex:
         settle: Callable[[], Awaitable[None]] | None,
         finished: Callable[[], bool],
     ) -> None:
-        sd = import_sounddevice()
-        loop = asyncio.get_running_loop()
         try:
-            in_info = sd.query_devices(self.input_device, kind="input")
-        except (ValueError, sd.PortAudioError) as e:
-            raise DeviceError(f"no usable microphone ({e}). Plug one in, or pick one with --input-device") from None
-        in_rate = int(in_info["default_samplerate"])
-        resampler = soxr.ResampleStream(in_rate, self.sample_rate, 1, dtype="float32") if in_rate != self.sample_rate else None
-        position = 0  # samples at the pipeline rate: the session timeline
+            await self.start()
+            for block, at_s in self._preroll:
+                on_input(block, at_s)
+            self._preroll.clear()
+            self._sink = on_input
+            await self._stop.wait()
+        finally:
+            self._sink = None
+            await self.close()
 
-        def deliver(block: np.ndarray) -> None:
-            nonlocal position
-            mono = block.mean(axis=1) if block.ndim == 2 else block
-            if resampler is not None:
-                mono = resampler.resample_chunk(mono)
-            samples = float_to_int16(mono)
-            on_input(samples, position / self.sample_rate)
-            position += len(samples)
+    async def close(self) -> None:
+        """Stop the watchdog, close the streams (giving up on a hung device after 1 s)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+            self._watchdog = None
+        streams, self._streams = self._streams, None
+        if self._pa is not None:
+            if streams is not None:
+                try:
+                    await self._pa.call(lambda: _close_streams(streams), timeout_s=1.0)
+                except (asyncio.TimeoutError, Exception) as e:  # noqa: BLE001 - a dying device must not block the exit
+                    logger.warning("closing the audio devices failed or hung (%s); leaving them", e or "timeout")
+            self._pa.close()
+            self._pa = None
 
-        def input_callback(indata: np.ndarray, frames: int, time: Any, status: Any) -> None:
+    @property
+    def timeline_s(self) -> float:
+        return self._position / self.sample_rate
+
+    @property
+    def device_down(self) -> bool:
+        return self._down_since is not None
+
+    # --- opening (on the PortAudio thread) --------------------------------------------------
+
+    def _open(self, reinitialise: bool = False) -> _Streams:
+        sd = self._sd
+        if reinitialise:
+            sd._terminate()
+            sd._initialize()
+        try:
+            devices = list_devices(sd)
+        except sd.PortAudioError as e:
+            raise DeviceError(f"PortAudio cannot list the devices ({e})") from None
+        in_info = select_device(devices, self.input_spec, "input")
+        out_info = select_device(devices, self.output_spec, "output")
+
+        def input_ok(rate: int, channels: int) -> bool:
+            return _settings_ok(sd, sd.check_input_settings, in_info.index, rate, channels)
+
+        def output_ok(rate: int, channels: int) -> bool:
+            return _settings_ok(sd, sd.check_output_settings, out_info.index, rate, channels)
+
+        try:
+            in_rate = choose_rate(in_info.default_samplerate, lambda r: opens_at(sd, "input", in_info.index, r, in_info.max_input_channels))
+            in_channels = choose_channels(in_info.max_input_channels, lambda n: input_ok(in_rate, n))
+        except DeviceError as e:
+            raise DeviceError(f"microphone {in_info.label()}: {e}. Pick another with --input-device (see voxloop devices)") from None
+        if not self.output_rate:
+            try:
+                self.output_rate = choose_rate(
+                    out_info.default_samplerate, lambda r: opens_at(sd, "output", out_info.index, r, out_info.max_output_channels)
+                )
+            except DeviceError as e:
+                raise DeviceError(f"speaker {out_info.label()}: {e}. Pick another with --output-device (see voxloop devices)") from None
+        out_rate = self.output_rate
+        try:
+            out_channels = choose_channels(out_info.max_output_channels, lambda n: output_ok(out_rate, n))
+        except DeviceError as e:
+            raise DeviceError(f"speaker {out_info.label()} at {out_rate} Hz: {e}") from None
+
+        self._generation += 1
+        generation = self._generation
+        streams = _Streams(generation, in_info, out_info, in_rate, in_channels, out_channels, 0.0)
+        if in_rate != self.sample_rate:
+            streams.resampler = soxr.ResampleStream(in_rate, self.sample_rate, 1, dtype="float32")
+        loop = self._loop
+        assert loop is not None
+        stats = self.stats
+
+        def input_callback(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            now = time.monotonic()
+            self._in_frames += frames
+            self._in_last = now
             if status.input_overflow:
-                self.input_overflows += 1
-            loop.call_soon_threadsafe(deliver, indata.copy())
+                stats.input_overflows += 1
+            try:
+                loop.call_soon_threadsafe(self._deliver, indata.copy(), generation)
+            except RuntimeError:  # the loop is closing
+                pass
 
-        def output_callback(outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
+        def output_callback(outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            self._out_frames += frames
+            self._out_last = time.monotonic()
             if status.output_underflow:
-                self.output_underflows += 1
-            outdata[:, 0] = self.output.read(frames, at_s=position / self.sample_rate)
+                stats.output_underflows += 1
+            output = self.output
+            if output is None:
+                outdata.fill(0)
+                return
+            # When these samples will be heard, on the session's timeline (approximately:
+            # the newest microphone sample plus both devices' latencies).
+            ahead = max(0.0, time_info.outputBufferDacTime - time_info.currentTime) if time_info.currentTime else 0.0
+            samples = output.read(frames, at_s=self._position / self.sample_rate + streams.input_latency_s + ahead)
+            if outdata.shape[1] == 1:
+                outdata[:, 0] = samples
+            else:
+                outdata[:] = samples[:, None]
 
-        with (
-            sd.InputStream(
-                device=self.input_device,
+        try:
+            streams.input_stream = sd.InputStream(
+                device=in_info.index,
                 samplerate=in_rate,
-                channels=1,
+                channels=in_channels,
                 dtype="float32",
                 blocksize=in_rate * self.block_ms // 1000,
+                latency=self.latency,
                 callback=input_callback,
-            ),
-            sd.OutputStream(
-                device=self.output_device,
-                samplerate=self.output.sample_rate,
-                channels=1,
+            )
+            streams.input_latency_s = float(streams.input_stream.latency)
+            streams.output_stream = sd.OutputStream(
+                device=out_info.index,
+                samplerate=out_rate,
+                channels=out_channels,
                 dtype="int16",
-                blocksize=self.output.sample_rate * self.block_ms // 1000,
+                blocksize=out_rate * self.block_ms // 1000,
+                latency=self.latency,
                 callback=output_callback,
-            ),
+            )
+            self._in_clock = ClockXrunCounter(in_rate)
+            self._out_clock = ClockXrunCounter(out_rate)
+            self._in_frames = self._out_frames = 0
+            self._in_last = self._out_last = 0.0
+            streams.opened_at = time.monotonic()
+            streams.input_stream.start()
+            streams.output_stream.start()
+        except (sd.PortAudioError, ValueError) as e:
+            _close_streams(streams)
+            raise DeviceError(f"cannot open {in_info.label()} / {out_info.label()} ({e})") from None
+        return streams
+
+    def _adopt(self, streams: _Streams) -> None:
+        self._streams = streams
+        self.description = streams.describe(self.sample_rate, self.output_rate)
+        logger.debug("streams opened (generation %d): %s", streams.generation, self.description)
+
+    # --- the microphone, on the event loop --------------------------------------------------
+
+    def _deliver(self, block: np.ndarray, generation: int) -> None:
+        streams = self._streams
+        if streams is None or generation != streams.generation:
+            return  # a late block of a stream that has been replaced
+        self.stats.input_blocks += 1
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        if len(mono):
+            self.level_db = float(10 * np.log10(np.mean(np.square(mono, dtype=np.float64)) + 1e-12))
+        if streams.resampler is not None:
+            mono = streams.resampler.resample_chunk(mono)
+        if not len(mono):
+            return
+        samples = float_to_int16(mono)
+        at_s = self._position / self.sample_rate
+        self._position += len(samples)
+        sink = self._sink
+        if sink is None:
+            self._preroll.append((samples, at_s))
+            return
+        sink(samples, at_s)
+
+    # --- the watchdog -----------------------------------------------------------------------
+
+    async def _watch(self, period_s: float = 0.25) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await self._check(time.monotonic())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("device watchdog failed")
+
+    def _health(self, now: float) -> str | None:
+        """None if both devices deliver; else which one has stopped."""
+        streams = self._streams
+        if streams is None:
+            return "microphone"
+        for name, last, stream in (
+            ("microphone", self._in_last, streams.input_stream),
+            ("speaker", self._out_last, streams.output_stream),
         ):
-            logger.info("listening on %s at %d Hz", in_info["name"], in_rate)
-            await self._stop.wait()
+            if stream is None or not stream.active:
+                return name
+            if last == 0.0:
+                if now - streams.opened_at > self.start_grace_s:
+                    return name
+                if self._down_since is not None:
+                    return name  # reopened, but nothing yet: not back
+            elif now - last > self.stall_s:
+                return name
+        return None
+
+    async def _check(self, now: float) -> None:
+        if self._in_last:
+            self.stats.input_gaps += self._in_clock.update(self._in_frames, self._in_last)
+        if self._out_last:
+            self.stats.output_gaps += self._out_clock.update(self._out_frames, self._out_last)
+        down = self._health(now)
+        if down is None:
+            if self._down_since is not None:
+                took = now - self._down_since
+                self._down_since = None
+                self._emit("back", f"audio is back after {took:.1f} s: {self.description}")
+            return
+        if self._down_since is None:
+            self._down_since = now
+            self._next_retry = now + self.reopen_after_s
+            self.stats.stalls += 1
+            self._emit(
+                "lost",
+                f"the {down} stopped delivering audio (unplugged, or the sound server restarted?). "
+                "The conversation is kept; waiting for the device to come back",
+            )
+            return
+        streams = self._streams
+        dead = streams is None or not (streams.input_stream and streams.input_stream.active) or not (
+            streams.output_stream and streams.output_stream.active
+        )
+        if (dead or now - self._down_since >= self.reopen_after_s) and now >= self._next_retry:
+            self._next_retry = now + self.retry_s
+            await self._reopen()
+
+    async def _reopen(self) -> None:
+        assert self._pa is not None
+        old, self._streams = self._streams, None
+
+        def reopen() -> _Streams:
+            if old is not None:
+                _close_streams(old)
+            return self._open(reinitialise=True)
+
+        try:
+            streams = await self._pa.call(reopen, timeout_s=5.0)
+        except (DeviceError, asyncio.TimeoutError) as e:
+            logger.debug("reopening the audio devices failed: %s", e or "timeout")
+            return
+        except Exception as e:  # noqa: BLE001 - PortAudio errors of any kind: try again later
+            logger.debug("reopening the audio devices failed: %r", e)
+            return
+        self.stats.reopens += 1
+        self._adopt(streams)
+
+    def _emit(self, kind: str, message: str) -> None:
+        if kind == "lost":
+            logger.warning(message)
+        else:
+            logger.info(message)
+        if self.on_event is not None:
+            self.on_event(DeviceEvent(kind, message))
+
+
+def opens_at(sd: Any, kind: Kind, index: int, rate: int, max_channels: int) -> bool:
+    """Device ``index`` opens at ``rate`` with some channel count (mono, stereo, or all)."""
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    return any(
+        _settings_ok(sd, check, index, rate, n) for n in dict.fromkeys([1, 2, max_channels]) if 0 < n <= max_channels
+    )
+
+
+def _settings_ok(sd: Any, check: Callable[..., None], device: int, rate: int, channels: int) -> bool:
+    try:
+        check(device=device, samplerate=rate, channels=channels)
+    except (sd.PortAudioError, ValueError):  # not supported
+        return False
+    return True
+
+
+def _close_streams(streams: _Streams) -> None:
+    for stream in (streams.input_stream, streams.output_stream):
+        if stream is None:
+            continue
+        with contextlib.suppress(Exception):  # a dead device may fail either; it is closed anyway
+            stream.abort()
+        with contextlib.suppress(Exception):
+            stream.close()
