@@ -37,9 +37,6 @@ class PiperTTS:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = c.threads
         options.inter_op_num_threads = 1
-        # The arena keeps the largest sentence's buffers forever (~300 MB for a long one);
-        # without it memory goes back after each sentence, at the same speed (measured).
-        options.enable_cpu_mem_arena = False
         try:
             # PiperVoice.load() would leave onnxruntime's thread count at its default (all cores).
             session = onnxruntime.InferenceSession(str(voice.model), sess_options=options, providers=["CPUExecutionProvider"])
