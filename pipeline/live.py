@@ -198,7 +198,7 @@ class ChatMonitor:
             st.you = s.log.get(turn).user_text or st.you
             exchange = s.dialog.find(turn)
             st.reply = exchange.reply if exchange is not None else ""
-            st.heard = heard_words(s.output, turn)
+            st.heard = s.output.heard_text(turn)
         elif turn is not None:
             st.you = st.reply = st.heard = ""
         phase = self.phase_now()
@@ -216,28 +216,6 @@ class ChatMonitor:
             except Exception:  # the view must never take the conversation down
                 logger.exception("status monitor failed")
             await asyncio.sleep(period_s)
-
-
-def heard_words(output: OutputBuffer, turn_id: int) -> str:
-    """The words of ``turn_id``'s reply that have reached the speaker (the cut sentence in
-    proportion to its audio played)."""
-    words: list[str] = []
-    by_key: dict[int, list[int]] = {}
-    texts: dict[int, str] = {}
-    for seg in output.played(turn_id):
-        acc = by_key.setdefault(seg.key, [0, 0])
-        acc[0] += seg.played
-        acc[1] += seg.total
-        texts[seg.key] = seg.text
-    for key in sorted(by_key):
-        played, total = by_key[key]
-        sentence = texts[key].split()
-        if played >= total:
-            words += sentence
-        else:
-            words += sentence[: int(len(sentence) * played / total)] if total else []
-            break
-    return " ".join(words)
 
 
 # --- the conversation ------------------------------------------------------------------------

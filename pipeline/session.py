@@ -193,7 +193,7 @@ class VoiceSession:
             if turn_id >= new_turn_id:
                 continue
             self.interruptions += 1
-            heard = self._heard_text(turn_id)
+            heard = self.output.heard_text(turn_id)
             exchange = self.dialog.find(turn_id)
             record = self.log.get(turn_id)
             if at_s is not None and self._continues(turn_id, at_s):
@@ -207,26 +207,6 @@ class VoiceSession:
             record.interrupted = True
             record.assistant_text = heard
             self._finish(turn_id)
-
-    def _heard_text(self, turn_id: int) -> str:
-        """Whole sentences played, plus the words of the cut sentence in proportion to its audio."""
-        by_sentence: dict[int, list[int]] = {}
-        texts: dict[int, str] = {}
-        for seg in self.output.played(turn_id):
-            played_total = by_sentence.setdefault(seg.key, [0, 0])
-            played_total[0] += seg.played
-            played_total[1] += seg.total
-            texts[seg.key] = seg.text
-        words: list[str] = []
-        for key in sorted(by_sentence):
-            played, total = by_sentence[key]
-            sentence = texts[key].split()
-            if played >= total:
-                words += sentence
-            else:
-                words += sentence[: int(len(sentence) * played / total)] if total else []
-                break
-        return " ".join(words)
 
     def _end_turn_without_reply(self, turn_id: int, provisional: bool = False) -> None:
         if provisional:

@@ -141,6 +141,27 @@ class OutputBuffer:
         with self._lock:
             return [PlayedSegment(s.text, s.key, s.played, len(s.samples)) for s in self._history.get(turn_id, [])]
 
+    def heard_text(self, turn_id: int) -> str:
+        """The words of ``turn_id`` that reached the speaker: whole sentences played, then the
+        words of the cut sentence in proportion to its audio played."""
+        played: dict[int, list[int]] = {}
+        texts: dict[int, str] = {}
+        for seg in self.played(turn_id):
+            counts = played.setdefault(seg.key, [0, 0])
+            counts[0] += seg.played
+            counts[1] += seg.total
+            texts[seg.key] = seg.text
+        words: list[str] = []
+        for key in sorted(played):
+            done, total = played[key]
+            sentence = texts[key].split()
+            if done >= total:
+                words += sentence
+            else:
+                words += sentence[: int(len(sentence) * done / total)] if total else []
+                break
+        return " ".join(words)
+
     def forget(self, turn_id: int) -> None:
         with self._lock:
             self._history.pop(turn_id, None)
