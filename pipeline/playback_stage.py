@@ -14,7 +14,6 @@ from voxloop.voice.playback import OutputBuffer
 from .frames import Frame, ReplyEndFrame, TTSAudioFrame
 from .stage import Stage
 
-
 LEAD_IN_THRESHOLD = 100
 """int16 amplitude (-50 dBFS) below which the start of a reply counts as silence."""
 
