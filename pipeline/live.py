@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from voxloop.voice.devices import DeviceEvent, DeviceStats, SoundDeviceDuplex
+from voxloop.voice.devices import (
+    DeviceEvent,
+    DeviceStats,
+    SoundDeviceDuplex,
+    resolve_from_thread,
+)
 from voxloop.voice.playback import OutputBuffer
 
 from .config import Config
@@ -130,21 +135,13 @@ def in_daemon_thread(fn: Callable[[], T], name: str) -> tuple[asyncio.Future[T],
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
     def work() -> None:
         try:
             result = fn()
         except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-            _call_soon(loop, settle, None, e)
+            resolve_from_thread(loop, future, None, e)
         else:
-            _call_soon(loop, settle, result, None)
+            resolve_from_thread(loop, future, result, None)
 
     thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()

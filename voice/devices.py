@@ -279,9 +279,9 @@ class _PortAudioThread:
             try:
                 result = fn()
             except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-                _resolve(loop, future, None, e)
+                resolve_from_thread(loop, future, None, e)
             else:
-                _resolve(loop, future, result, None)
+                resolve_from_thread(loop, future, result, None)
 
     async def call(self, fn: Callable[[], Any], timeout_s: float = 10.0) -> Any:
         loop = asyncio.get_running_loop()
@@ -293,7 +293,10 @@ class _PortAudioThread:
         self._jobs.put(None)
 
 
-def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def resolve_from_thread(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, error: BaseException | None
+) -> None:
+    """Settle ``future`` (of ``loop``) from another thread; a no-op once the loop has closed."""
     def settle() -> None:
         if future.done():
             return
