@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import re
 import shutil
 import socket
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import jiwer
 import numpy as np
@@ -22,6 +24,17 @@ from voxloop.pipeline.config import Config
 from voxloop.pipeline.engines import Engines, check_models, load_engines
 
 DATA = Path(__file__).parent / "data"
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """A file of scripts/ as a module (scripts/ is not a package; importing one does no work)."""
+    spec = importlib.util.spec_from_file_location(f"voxloop_scripts_{name}", SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "bench.py"
@@ -22,17 +22,7 @@ QUICK_TIMEOUT_S = 480
 """A paced run of 3 questions takes ~40 s on an idle 2-core machine; generous for a busy one."""
 
 
-def _load_bench() -> ModuleType:
-    """scripts/ is not a package: load bench.py from its path (importing it does no work)."""
-    spec = importlib.util.spec_from_file_location("voxloop_scripts_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_script("bench")
 
 
 @pytest.fixture(scope="module")

@@ -8,29 +8,14 @@ open files. The run is shared by the tests below; each checks one promise.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import load_script
 from voxloop.pipeline.engines import Engines
 from voxloop.pipeline.reply_stage import APOLOGY
 
-
-def _load_soak() -> ModuleType:
-    """scripts/ is not a package: load soak.py from its path."""
-    path = Path(__file__).resolve().parent.parent / "scripts" / "soak.py"
-    spec = importlib.util.spec_from_file_location("voxloop_scripts_soak", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-soak = _load_soak()
+soak = load_script("soak")
 
 UTTERANCES = 30
 SEED = 18
