@@ -25,7 +25,7 @@ class ASRStage(Stage):
         asr: ASR,
         on_no_words: Callable[[int, bool], None] = lambda turn_id, provisional: None,
         prefix_for: Callable[[int, str], str] = lambda turn_id, default: default,
-        on_text: Callable[[int, str, bool], None] = lambda turn_id, text, provisional: None,
+        on_text: Callable[[int, str, bool], bool] = lambda turn_id, text, provisional: True,
     ) -> None:
         super().__init__()
         self.asr = asr
@@ -66,9 +66,14 @@ class ASRStage(Stage):
             return
         pieces = self._pieces.pop(frame.turn_id, [])
         result = Transcript(" ".join(filter(None, [*pieces, result.text])), dropped=result.dropped)
-        prefix = self._prefix_for(frame.turn_id, "")
         if self.is_stale(frame.turn_id):
             return
+        if result.text and not self._on_text(frame.turn_id, result.text, frame.provisional):
+            # Not the user's turn after all (the assistant's echo, a backchannel): forget it.
+            self.ctx.log.discard(frame.turn_id)
+            return
+        # Asked after ``on_text``: the words may have just made this turn a continuation.
+        prefix = self._prefix_for(frame.turn_id, "")
         if not (result.text or prefix):
             if not frame.provisional:
                 self.ctx.log.discard(frame.turn_id)
@@ -78,7 +83,6 @@ class ASRStage(Stage):
             return
         text = f"{prefix} {result.text}".strip()
         logger.info("turn %d: heard %r (%.0f ms)%s", frame.turn_id, text, asr_ms, " provisionally" if frame.provisional else "")
-        self._on_text(frame.turn_id, text, frame.provisional)
         self.ctx.log.get(frame.turn_id).user_text = text
         self.ctx.log.stage(frame.turn_id, "asr", asr_ms)
         await self.push(TranscriptFrame(frame.turn_id, text, frame.end_s, asr_ms))

@@ -45,9 +45,13 @@ class EndpointStage(Stage):
         on_discarded: Callable[[int], None] = _ignore,
         on_utterance: Callable[[int], None] = _ignore,
         on_retract: Callable[[int, int], None] = _ignore,
+        on_voice: Callable[[bool, float], None] = _ignore,
+        voice_hint_ms: int = 40,
     ) -> None:
         """``on_utterance(turn)``: the turn is confirmed (its reply may play).
-        ``on_retract(old, new)``: provisional work for ``old`` is void; the utterance is now ``new``."""
+        ``on_retract(old, new)``: provisional work for ``old`` is void; the utterance is now ``new``.
+        ``on_voice(True, at)``: ``voice_hint_ms`` of voice before any onset is confirmed (the
+        cue to pause a reply); ``on_voice(False, at)``: that voice faded without becoming speech."""
         super().__init__()
         self.endpointer = endpointer
         self.sample_rate = endpointer.vad.sample_rate
@@ -56,6 +60,12 @@ class EndpointStage(Stage):
         self._on_discarded = on_discarded
         self._on_utterance = on_utterance
         self._on_retract = on_retract
+        self._on_voice = on_voice
+        self._voice_hint_ms = voice_hint_ms
+        self._voice_hinted = False
+        self._hint_at_s = 0.0
+        self._hint_spent = False
+        """A hint timed out without becoming speech: no new hint until the voice fades."""
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start_s = 0.0
         self._turn_id = 0
@@ -95,6 +105,27 @@ class EndpointStage(Stage):
             self._pending_start_s += n / self.sample_rate
             for event in self.endpointer.push(chunk, at_s):
                 await self._handle(event)
+            self._hint_voice(at_s + n / self.sample_rate)
+
+    def _hint_voice(self, at_s: float) -> None:
+        voiced = self.endpointer.onset_voiced_ms
+        window_s = self.endpointer.config.start_window_ms / 1000
+        if self.endpointer.in_speech:
+            self._voice_hinted = self._hint_spent = False  # it became speech: onsets take over
+        elif voiced == 0:
+            self._hint_spent = False
+            if self._voice_hinted:
+                self._voice_hinted = False
+                self._on_voice(False, at_s)
+        elif not self._voice_hinted and not self._hint_spent and voiced >= self._voice_hint_ms:
+            self._voice_hinted = True
+            self._hint_at_s = at_s
+            self._on_voice(True, at_s)
+        elif self._voice_hinted and at_s - self._hint_at_s > window_s:
+            # Flickering noise that never adds up to speech: let go, and stay quiet until it stops.
+            self._voice_hinted = False
+            self._hint_spent = True
+            self._on_voice(False, at_s)
 
     async def _handle(self, event: EndpointEvent) -> None:
         log = self.ctx.log

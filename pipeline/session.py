@@ -5,14 +5,18 @@
     device ─► endpoint ─► asr ─► reply (llm + chunker) ─► tts ─► playback ─► output buffer ─► device
 
 The device (a sound card or the replay device) pushes microphone blocks in and pulls speaker
-blocks out. The session decides who has the floor: when the user starts speaking while a reply
-is under way it interrupts (barge-in) or, in half-duplex mode, the microphone is ignored until
+blocks out. The session decides who has the floor. When the user's voice comes over a reply
+that is playing, playback pauses at once; the words then decide (``barge_in.classify``): a
+real question or "stop" cuts the reply (barge-in), while a backchannel, the assistant's own
+echo, or a cough with no words lets it go on where it paused. Before any of the reply is
+audible, new speech cuts it straight away. In half-duplex mode the microphone is ignored until
 the reply has really finished playing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +28,7 @@ from voxloop.voice.playback import OutputBuffer, PlaybackEvent
 from voxloop.voice.vad import Endpointer, EndpointerConfig, WebRtcVad
 
 from .asr_stage import ASRStage
+from .barge_in import BargeInConfig, classify, is_echo
 from .dialog import Dialog
 from .endpoint_stage import EndpointStage
 from .frames import NO_TURN, AudioFrame
@@ -62,6 +67,8 @@ class SessionConfig:
     continuation_s: float = 2.0
     """Speech resuming this soon after the end of the user's turn continues that turn: the
     reply is cut and the two utterances are answered as one question."""
+    barge: BargeInConfig = field(default_factory=BargeInConfig)
+    """What counts as taking the floor while the assistant speaks."""
 
 
 class VoiceSession:
@@ -86,12 +93,21 @@ class VoiceSession:
         """Provisional turns in which recognition found no words (yet)."""
         self._carried: dict[int, str] = {}
         """User text of a turn cut short by the user's own continuation, to prefix the next."""
+        self._judging: int | None = None
+        """The utterance that paused a playing reply and whose words are not known yet."""
+        self._let_pass: set[int] = set()
+        """Utterances over a reply judged not to take the floor (or retracted while judged)."""
+        self._said: collections.deque[tuple[float, str]] = collections.deque(maxlen=4)
+        """(end on the timeline, text) of the latest replies, to recognise their echo."""
         self.endpoint = EndpointStage(
             Endpointer(WebRtcVad(c.vad_aggressiveness), c.endpointer),
             next_turn_id=self._next_turn_id,
             on_speech_start=self._on_speech_start,
+            on_discarded=self._on_discarded,
             on_utterance=self._confirm,
             on_retract=self._retract,
+            on_voice=self._on_voice,
+            voice_hint_ms=c.barge.pause_on_voice_ms,
         )
         self.playback = PlaybackStage(output)
         stages = [
@@ -105,6 +121,8 @@ class VoiceSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._device: Device | None = None
         self.interruptions = 0
+        self.let_pass: collections.Counter[str] = collections.Counter()
+        """Utterances over a reply that did not stop it, by kind (backchannel, echo, noise)."""
         output.on_event = self._on_playback_event
 
     def _next_turn_id(self) -> int:
@@ -147,10 +165,79 @@ class VoiceSession:
 
     # --- turn-taking ---------------------------------------------------------------------
 
+    def _audible(self) -> bool:
+        """Some of a current reply has been heard (as opposed to: still being prepared)."""
+        return any(self.log.get(t).reply_start_s is not None for t in self.active_turns)
+
+    def _on_voice(self, started: bool, at_s: float) -> None:
+        """The first voiced frames over a playing reply pause it; if they fade, it goes on."""
+        if not self.config.barge_in:
+            return
+        if started and self.active_turns and self.output.is_playing() and not self.output.paused:
+            logger.debug("voice at %.2f s: reply paused", at_s)
+            self.output.pause()
+        elif not started and self._judging is None and self.output.paused:
+            logger.debug("voice faded at %.2f s: reply resumed", at_s)
+            self.let_pass["noise"] += 1
+            self.output.resume()
+
     def _on_speech_start(self, turn_id: int, at_s: float) -> None:
-        if self.active_turns and self.config.barge_in:
+        if not (self.active_turns and self.config.barge_in):
+            return
+        if self._audible():
+            # Hold the reply until the words say whether the user is taking the floor.
+            self.output.pause()
+            self._judging = turn_id
+            logger.info("speech over the reply at %.2f s: paused, listening", at_s)
+        else:
             logger.info("barge-in at %.2f s: interrupting turn(s) %s", at_s, sorted(self.active_turns))
             self.interrupt(turn_id, at_s)
+
+    def _on_discarded(self, turn_id: int) -> None:
+        if turn_id == self._judging:
+            self._let_go(turn_id, "noise")
+
+    def _let_go(self, turn_id: int, kind: str) -> None:
+        """The utterance over the reply did not take the floor: the reply goes on."""
+        logger.info("turn %d: %s over the reply; it goes on", turn_id, kind)
+        self.let_pass[kind] += 1
+        self._judging = None
+        self._drop(turn_id)
+        self.output.resume()
+
+    def _drop(self, turn_id: int) -> None:
+        """Not a turn to answer; its words (if any) are forgotten."""
+        self._let_pass.add(turn_id)
+        self.active_turns.discard(turn_id)
+        self.playback.forget(turn_id)
+        self._unmute_if_idle()
+
+    def _judge(self, turn_id: int, text: str) -> bool:
+        """Decide on the words of the utterance that paused a reply; True: answer them."""
+        kind = classify(text, self._recently_said(), self.config.barge)
+        if kind in ("echo", "backchannel"):
+            self._let_go(turn_id, kind)
+            return False
+        self._judging = None
+        logger.info("turn %d: %r takes the floor (%s)", turn_id, text, kind)
+        if kind == "stop":
+            self.interrupt(turn_id)  # never a continuation of the question: nothing to answer
+            self._drop(turn_id)
+            return False
+        self.interrupt(turn_id, self.log.get(turn_id).user_start_s)
+        return True
+
+    def _recently_said(self, since_s: float | None = None) -> list[str]:
+        """Replies playing now, and those that ended within the echo window (of ``since_s``)."""
+        said = []
+        for turn_id in self.active_turns:
+            exchange = self.dialog.find(turn_id)
+            if exchange is not None and exchange.reply:
+                said.append(exchange.reply)
+        for end_s, text in self._said:
+            if since_s is None or since_s - end_s <= self.config.barge.echo_window_s:
+                said.append(text)
+        return said
 
     def _continues(self, turn_id: int, at_s: float) -> bool:
         """The user paused mid-thought and went on: not a new question."""
@@ -171,7 +258,14 @@ class VoiceSession:
 
     def _retract(self, old: int, new: int) -> None:
         """The user went on after a pause: drop the head start, keep listening as ``new``."""
-        self.chain.interrupt(new)
+        if old == self._judging or old in self._let_pass:
+            # Over a paused or resumed reply: ``old`` never reached the model, and making
+            # every older turn stale would kill the reply. Judge the longer utterance anew.
+            self._let_pass.add(old)
+            self._judging = new
+            self.output.pause()
+        else:
+            self.chain.interrupt(new)
         self._wordless.discard(old)
         self.log.rename(old, new)
         exchange = self.dialog.find(old)
@@ -180,10 +274,27 @@ class VoiceSession:
         if old in self._carried:
             self._carried[new] = self._carried.pop(old)
 
-    def _on_text(self, turn_id: int, text: str, provisional: bool) -> None:
+    def _on_text(self, turn_id: int, text: str, provisional: bool) -> bool:
+        """Words heard for ``turn_id``; False: they are not for the assistant to answer."""
+        if turn_id in self._let_pass:
+            return False
+        if turn_id == self._judging:
+            if not self._judge(turn_id, text):
+                return False
+        elif self._is_own_echo(turn_id, text):
+            logger.info("turn %d: %r is the assistant's own echo; ignored", turn_id, text)
+            self.let_pass["echo"] += 1
+            self._drop(turn_id)
+            return False
         if provisional and self.config.adaptive_hangover and self.endpoint.current_turn == turn_id:
             default = self.endpoint.endpointer.config.hangover_ms
             self.endpoint.endpointer.set_hangover(hangover_for(text, default, self.config.hangover))
+        return True
+
+    def _is_own_echo(self, turn_id: int, text: str) -> bool:
+        start = self.log.get(turn_id).user_start_s
+        said = self._recently_said(since_s=start if start is not None else 0.0)
+        return bool(said) and is_echo(text, said, self.config.barge.echo_similarity)
 
     def interrupt(self, new_turn_id: int, at_s: float | None = None) -> None:
         """Stop talking now; keep in the history only what the user heard."""
@@ -209,6 +320,8 @@ class VoiceSession:
             self._finish(turn_id)
 
     def _end_turn_without_reply(self, turn_id: int, provisional: bool = False) -> None:
+        if turn_id == self._judging:
+            self._let_go(turn_id, "noise")  # a cough, a knock: no words, no reason to stop
         if provisional:
             self._wordless.add(turn_id)  # settled at the endpoint, or forgotten if the user goes on
             return
@@ -249,6 +362,7 @@ class VoiceSession:
             exchange = self.dialog.find(event.turn_id)
             if exchange is not None:
                 record.assistant_text = exchange.reply
+                self._said.append((event.at_s, exchange.reply))
             self._finish(event.turn_id)
 
 

@@ -71,6 +71,8 @@ class OutputBuffer:
         self.underruns = 0
         """Reads that found a turn's audio not yet synthesized while the turn was still going."""
         self.volume = 1.0
+        self.paused = False
+        """Hold the audio where it is (the user may be taking the floor): reads give silence."""
 
     def append(self, turn_id: int, samples: np.ndarray, text: str = "", key: int = 0) -> None:
         seg = Segment(turn_id, samples, text, key)
@@ -90,13 +92,20 @@ class OutputBuffer:
     def is_playing(self) -> bool:
         return self.pending_samples() > 0
 
+    def pause(self) -> None:
+        """Stop sound at the next read, keeping the rest to resume or to clear."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
     def read(self, n: int, at_s: float) -> np.ndarray:
         """Pull ``n`` samples (silence where there is nothing); ``at_s``: when they start playing."""
         out = np.zeros(n, dtype=np.int16)
         events: list[PlaybackEvent] = []
         filled = 0
         with self._lock:
-            while filled < n and self._segments:
+            while filled < n and self._segments and not self.paused:
                 seg = self._segments[0]
                 take = min(n - filled, len(seg.samples) - seg.played)
                 chunk = seg.samples[seg.played : seg.played + take]
@@ -119,7 +128,7 @@ class OutputBuffer:
                         else:
                             self.underruns += 1
             # A turn whose end came after its audio ran out (or that had no audio) drains now.
-            for turn_id in list(self._ended_turns):
+            for turn_id in [] if self.paused else list(self._ended_turns):
                 if not any(s.turn_id == turn_id for s in self._segments):
                     self._ended_turns.discard(turn_id)
                     events.append(PlaybackEvent("drained", turn_id, at_s + filled / self.sample_rate))
@@ -135,6 +144,7 @@ class OutputBuffer:
         with self._lock:
             self._segments.clear()
             self._ended_turns.clear()
+            self.paused = False
 
     def played(self, turn_id: int) -> list[PlayedSegment]:
         """What of ``turn_id`` reached the speaker, segment by segment."""

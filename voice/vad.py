@@ -227,6 +227,12 @@ class Endpointer:
         self._reset()
         return event
 
+    @property
+    def onset_voiced_ms(self) -> int:
+        """Voiced time in the start window while no speech is confirmed (0 in speech): an
+        early hint that someone may be starting to talk."""
+        return 0 if self.in_speech else sum(self._window) * self.config.frame_ms
+
     def set_hangover(self, ms: int) -> None:
         """Change the silence that ends the utterance in progress (back to default after it)."""
         self.hangover_ms = ms

@@ -343,3 +343,129 @@ def test_history_is_trimmed_in_steps_so_the_cached_prompt_prefix_stays_put() -> 
     assert 3 <= changes <= 20
     history = sum(len(m["content"]) for m in dialog.messages()[1:])
     assert history <= 3000
+
+
+# --- talking over the reply: what stops it and what does not ---------------------------------
+
+REPLY_WORDS = len(LONG_REPLY.split())
+
+
+def speech_onset_s(name: str) -> float:
+    """Seconds into a recording of its first clearly voiced sample."""
+    s = speech(name).astype(np.int32)
+    return float(np.flatnonzero(np.abs(s) > 1500)[0]) / RATE
+
+
+def overlapping_input(
+    tmp_path: Path, second: np.ndarray, at_s: float = 6.0, total_s: float = 16.0, question_gain: float = 1.0
+) -> Path:
+    """A question at 0.5 s, then ``second`` at ``at_s``, inside the ~6 s reply (FakeTTS)."""
+    audio = np.zeros(int(total_s * RATE), dtype=np.int16)
+    first = (speech("spk1_snt1.wav") * question_gain).astype(np.int16)
+    audio[int(0.5 * RATE) : int(0.5 * RATE) + len(first)] = first
+    audio[int(at_s * RATE) : int(at_s * RATE) + len(second)] = second
+    path = tmp_path / "input.wav"
+    sf.write(path, audio, RATE, subtype="PCM_16")
+    return path
+
+
+def tone_s(assistant: np.ndarray) -> float:
+    """Seconds of assistant audio that were loud (played)."""
+    frames = assistant[: len(assistant) // 160 * 160].reshape(-1, 160).astype(np.int32)
+    return float((np.abs(frames).max(axis=1) > 1000).sum()) * 0.01
+
+
+def test_speech_over_the_reply_stops_the_sound_within_100_ms_of_its_onset(tmp_path: Path) -> None:
+    second = speech("spk2_snt1.wav")
+    path = overlapping_input(tmp_path, second, at_s=6.0)
+    run = run_session(tmp_path, path, FakeASR(["tell me something long", "what about cats"]), FakeLLM([LONG_REPLY, "Cats."]), FakeTTS())
+
+    onset = 6.0 + speech_onset_s("spk2_snt1.wav")
+    assert loud(run.assistant[int((onset - 0.2) * RATE) : int(onset * RATE)])  # it was talking
+    after = run.assistant[int(onset * RATE) : int((onset + 1.5) * RATE)].astype(np.int32)
+    last_loud = np.flatnonzero(np.abs(after) > 1000)
+    stopped_ms = (last_loud[-1] + 1) / RATE * 1000 if len(last_loud) else 0.0
+    assert stopped_ms <= 100
+    first, answer = run.turns
+    assert first.interrupted and answer.user_text == "what about cats" and answer.assistant_text == "Cats."
+
+
+@pytest.mark.parametrize("heard", ["mm-hmm", "Yeah.", "Right, right.", "oh okay"])
+def test_a_backchannel_over_the_reply_lets_it_go_on(tmp_path: Path, heard: str) -> None:
+    nod = speech("spk2_snt1.wav")[: int(0.9 * RATE)]
+    path = overlapping_input(tmp_path, nod, at_s=5.0)
+    llm = FakeLLM([LONG_REPLY])
+    run = run_session(tmp_path, path, FakeASR(["tell me something long", heard]), llm, FakeTTS())
+
+    [turn] = run.turns
+    assert not turn.interrupted
+    assert turn.assistant_text == LONG_REPLY
+    assert len(llm.prompts) == 1  # the nod was never a question
+    # Paused while the words were judged, then the rest was played: none of it was lost.
+    assert abs(tone_s(run.assistant) - REPLY_WORDS * 0.25) < 0.15
+    assert run.session.let_pass["backchannel"] == 1
+
+
+@pytest.mark.parametrize("heard", ["Stop.", "wait", "No, no.", "Okay, stop."])
+def test_stop_over_the_reply_cuts_it_and_answers_nothing(tmp_path: Path, heard: str) -> None:
+    nod = speech("spk2_snt1.wav")[: int(0.9 * RATE)]
+    path = overlapping_input(tmp_path, nod, at_s=5.0)
+    llm = FakeLLM([LONG_REPLY, "Should not be said."])
+    run = run_session(tmp_path, path, FakeASR(["tell me something long", heard]), llm, FakeTTS())
+
+    [turn] = run.turns
+    assert turn.interrupted and LONG_REPLY.startswith(turn.assistant_text)
+    assert len(llm.prompts) == 1
+    assert tone_s(run.assistant) < REPLY_WORDS * 0.25 - 1.0
+    assert run.session.dialog.exchanges[0].interrupted
+
+
+def test_a_cough_over_the_reply_does_not_cut_it(tmp_path: Path) -> None:
+    # 120 ms of broadband noise: loud enough for the VAD's first frames, too short for a turn.
+    cough = (np.random.default_rng(3).normal(0, 6000, int(0.12 * RATE))).astype(np.int16)
+    path = overlapping_input(tmp_path, cough, at_s=5.0)
+    asr = FakeASR(["tell me something long", "should not be transcribed"])
+    run = run_session(tmp_path, path, asr, FakeLLM([LONG_REPLY]), FakeTTS())
+
+    [turn] = run.turns
+    assert not turn.interrupted and turn.assistant_text == LONG_REPLY
+    assert abs(tone_s(run.assistant) - REPLY_WORDS * 0.25) < 0.3
+
+
+def test_the_assistants_own_words_coming_back_never_make_a_turn(tmp_path: Path) -> None:
+    # What the microphone picked up is recognised as words of the reply being played.
+    heard = "here is a second sentence that goes on"
+    nod = speech("spk2_snt1.wav")
+    path = overlapping_input(tmp_path, nod, at_s=5.0)
+    llm = FakeLLM([LONG_REPLY])
+    run = run_session(tmp_path, path, FakeASR(["tell me something long", heard]), llm, FakeTTS())
+
+    assert [t.user_text for t in run.turns] == ["tell me something long"]
+    assert not run.turns[0].interrupted and run.turns[0].assistant_text == LONG_REPLY
+    assert len(llm.prompts) == 1
+    assert run.session.let_pass["echo"] == 1
+
+
+def test_a_backchannel_that_goes_on_into_a_question_takes_the_floor(tmp_path: Path) -> None:
+    # "Yeah" (judged at the first pause: the reply resumes), then more words: a real question.
+    onset = int(speech_onset_s("spk2_snt1.wav") * RATE)
+    nod = speech("spk2_snt1.wav")[max(0, onset - 800) : onset + int(0.5 * RATE)]
+    rest = speech("spk1_snt2.wav")
+    second = np.concatenate([nod, np.zeros(int(0.3 * RATE), dtype=np.int16), rest])
+    # Later than ``continuation_s`` after the question, so not merged with it.
+    path = overlapping_input(tmp_path, second, at_s=6.0, total_s=18.0, question_gain=0.3)
+    llm = FakeLLM([])
+    # Head starts may ask the model more than once per turn: answer by what was asked.
+    llm.stream = lambda messages, max_tokens: iter([LONG_REPLY if "long" in messages[-1]["content"] else "Sure."])  # type: ignore[method-assign]
+
+    def by_audio(audio: np.ndarray) -> str:
+        if np.abs(audio).max() < 0.06:  # the question was said quietly (float audio)
+            return "tell me something long"
+        return "yeah" if len(audio) < 1.5 * RATE else "yeah but what about dogs"
+
+    run = run_session(
+        tmp_path, path, FakeASR(by_audio=by_audio), llm, FakeTTS(), endpointer=EndpointerConfig(speculate_ms=100)
+    )
+    first, second_turn = run.turns
+    assert first.interrupted
+    assert second_turn.user_text == "yeah but what about dogs" and second_turn.assistant_text == "Sure."

@@ -1,0 +1,101 @@
+"""What the user's words mean when they come while the assistant is speaking.
+
+At the first voiced frames over a reply, playback pauses (that is what makes the assistant
+stop within a tenth of a second); nothing is cancelled yet. When the words are known, this
+module says what they were:
+
+- ``echo``: the assistant's own speech that leaked past the echo canceller;
+- ``backchannel``: "mm-hmm", "yeah", "right": the listener is listening, not taking the floor;
+- ``stop``: "stop", "wait", "be quiet": cut the reply and say nothing;
+- ``interrupt``: anything else: cut the reply and answer the new words.
+
+Echo and backchannels resume the reply where it paused; so does a false trigger (a cough, a
+knock, no words at all), which never gets this far.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+BACKCHANNELS = (
+    "mm hmm", "mhm", "mm", "hmm", "uh huh", "uh-huh", "yeah", "yes", "yep", "yup", "right",
+    "okay", "ok", "sure", "i see", "got it", "alright", "all right", "cool", "nice", "wow",
+    "oh", "ah", "aha", "interesting", "exactly", "true", "totally", "indeed",
+)  # fmt: skip
+STOP_WORDS = (
+    "stop", "wait", "no", "hold on", "hang on", "cancel", "be quiet", "quiet", "shut up",
+    "pause", "enough", "never mind", "nevermind", "stop it", "stop talking", "okay stop",
+)  # fmt: skip
+
+
+@dataclass
+class BargeInConfig:
+    pause_on_voice_ms: int = 40
+    """Voiced time over a reply that pauses it at once (before the utterance is confirmed)."""
+    commit_after_ms: int = 1500
+    """Voiced time after which the interruption stands even before any words are known:
+    longer than any backchannel."""
+    backchannels: tuple[str, ...] = BACKCHANNELS
+    """Words that, said alone (possibly repeated), leave the reply playing."""
+    stop_words: tuple[str, ...] = STOP_WORDS
+    """Words that, said alone, cut the reply without a new answer."""
+    echo_similarity: float = 0.6
+    """Share of the heard words found in order in what the assistant just said that makes
+    a transcript the assistant's own echo."""
+    echo_window_s: float = 3.0
+    """How long after a reply ends its words can still come back as echo."""
+    ignore_words: tuple[str, ...] = field(default=("um", "uh", "er", "ah", "oh", "so", "well", "vox", "hey"))
+    """Fillers stripped before matching ("oh, okay" is a backchannel, "well, stop" a stop)."""
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
+
+
+def _phrase_only(heard: list[str], phrases: tuple[str, ...], ignore: tuple[str, ...]) -> bool:
+    """Every word belongs to one of ``phrases`` (said once or repeated), fillers aside."""
+    options = sorted((words(p) for p in phrases), key=len, reverse=True)
+    i, matched = 0, False
+    while i < len(heard):
+        for option in options:
+            if option and heard[i : i + len(option)] == option:
+                i += len(option)
+                matched = True
+                break
+        else:
+            if heard[i] not in ignore:
+                return False
+            i += 1
+    return matched
+
+
+def is_echo(text: str, said: list[str], threshold: float) -> bool:
+    """``text`` is mostly a run of words from what the assistant said (``said``)."""
+    heard = words(text)
+    if not heard:
+        return False
+    best = 0.0
+    for reply in said:
+        spoken = words(reply)
+        if not spoken:
+            continue
+        matcher = difflib.SequenceMatcher(a=heard, b=spoken, autojunk=False)
+        matched = sum(block.size for block in matcher.get_matching_blocks())
+        best = max(best, matched / len(heard))
+    return best >= threshold
+
+
+def classify(text: str, said: list[str], config: BargeInConfig) -> str:
+    """``echo``, ``backchannel``, ``stop`` or ``interrupt`` (see the module docstring)."""
+    heard = words(text)
+    if not heard:
+        return "backchannel"  # nothing worth stopping for
+    if is_echo(text, said, config.echo_similarity):
+        return "echo"
+    if _phrase_only(heard, config.stop_words, config.ignore_words):
+        return "stop"
+    if _phrase_only(heard, config.backchannels, config.ignore_words):
+        return "backchannel"
+    return "interrupt"

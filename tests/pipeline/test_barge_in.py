@@ -1,0 +1,48 @@
+"""What words over a playing reply mean: echo, backchannel, stop, or a new question."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxloop.pipeline.barge_in import BargeInConfig, classify
+
+REPLY = "Paris is the capital of France. It has been for more than a thousand years."
+
+
+@pytest.mark.parametrize(
+    ("heard", "kind"),
+    [
+        ("Mm-hmm.", "backchannel"),
+        ("yeah yeah", "backchannel"),
+        ("Uh huh.", "backchannel"),
+        ("Oh, okay.", "backchannel"),
+        ("I see.", "backchannel"),
+        ("Right.", "backchannel"),
+        ("Stop!", "stop"),
+        ("Wait.", "stop"),
+        ("No.", "stop"),
+        ("Hold on.", "stop"),
+        ("Be quiet.", "stop"),
+        ("Okay, stop.", "stop"),
+        ("What about Berlin?", "interrupt"),
+        ("No, I meant Germany.", "interrupt"),
+        ("Yeah, but how big is it?", "interrupt"),
+        ("Wait, what time is it?", "interrupt"),
+        ("the capital of France it has been", "echo"),
+        ("It has been for more than a thousand", "echo"),
+        ("capital of friends", "echo"),  # ASR of echo is not exact
+    ],
+)
+def test_words_over_a_reply_are_classified_as_a_listener_would(heard: str, kind: str) -> None:
+    assert classify(heard, [REPLY], BargeInConfig()) == kind
+
+
+def test_without_a_reply_to_compare_nothing_is_echo() -> None:
+    assert classify("the capital of France", [], BargeInConfig()) == "interrupt"
+
+
+def test_the_word_lists_are_configurable() -> None:
+    config = BargeInConfig(backchannels=("yeah",), stop_words=("halt",))
+    assert classify("right", [REPLY], config) == "interrupt"
+    assert classify("halt", [REPLY], config) == "stop"
+    assert classify("stop", [REPLY], config) == "interrupt"
