@@ -44,8 +44,9 @@ class BargeInConfig:
     echo_similarity: float = 0.6
     """Share of the heard words found in order in what the assistant just said that makes
     a transcript the assistant's own echo."""
-    echo_window_s: float = 3.0
-    """How long after a reply ends its words can still come back as echo."""
+    echo_tail_s: float = 0.5
+    """An utterance that starts this long after a reply's audio ended cannot be its echo (a
+    room's delay and reverberation are shorter): the user may well repeat its words."""
     ignore_words: tuple[str, ...] = field(default=("um", "uh", "er", "ah", "oh", "so", "well", "vox", "hey"))
     """Fillers stripped before matching ("oh, okay" is a backchannel, "well, stop" a stop)."""
 
@@ -92,10 +93,13 @@ def classify(text: str, said: list[str], config: BargeInConfig) -> str:
     heard = words(text)
     if not heard:
         return "backchannel"  # nothing worth stopping for
-    if is_echo(text, said, config.echo_similarity):
+    # One or two words match some reply by chance ("no" in "no, Paris is..."): for those, the
+    # user's meaning comes first; longer runs of the reply's words are its echo.
+    echo = is_echo(text, said, config.echo_similarity)
+    if echo and len(heard) > 2:
         return "echo"
     if _phrase_only(heard, config.stop_words, config.ignore_words):
         return "stop"
     if _phrase_only(heard, config.backchannels, config.ignore_words):
         return "backchannel"
-    return "interrupt"
+    return "echo" if echo else "interrupt"

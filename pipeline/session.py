@@ -235,7 +235,7 @@ class VoiceSession:
             if exchange is not None and exchange.reply:
                 said.append(exchange.reply)
         for end_s, text in self._said:
-            if since_s is None or since_s - end_s <= self.config.barge.echo_window_s:
+            if since_s is None or since_s - end_s <= self.config.barge.echo_tail_s:
                 said.append(text)
         return said
 

@@ -46,3 +46,10 @@ def test_the_word_lists_are_configurable() -> None:
     assert classify("right", [REPLY], config) == "interrupt"
     assert classify("halt", [REPLY], config) == "stop"
     assert classify("stop", [REPLY], config) == "interrupt"
+
+
+def test_one_or_two_words_mean_what_they_say_even_if_the_reply_holds_them() -> None:
+    said = ["No, Paris is not in Germany. Stop me if you know it."]
+    assert classify("No.", said, BargeInConfig()) == "stop"
+    assert classify("Stop.", said, BargeInConfig()) == "stop"
+    assert classify("Paris", said, BargeInConfig()) == "echo"
