@@ -75,6 +75,8 @@ class EndpointStage(Stage):
         """The current utterance has been cut into pieces (no head start for those)."""
         self.muted = False
         """Half-duplex: ignore the microphone (the assistant is talking)."""
+        self.muted_until_s = 0.0
+        """Half-duplex: also ignore audio that starts before this point of the timeline."""
         self.retractions = 0
 
     @property
@@ -92,7 +94,7 @@ class EndpointStage(Stage):
             return
         if frame.sample_rate != self.sample_rate:
             raise ValueError(f"endpointer needs {self.sample_rate} Hz audio, got {frame.sample_rate}")
-        if self.muted and not self.endpointer.in_speech:
+        if (self.muted or frame.start_s < self.muted_until_s) and not self.endpointer.in_speech:
             self._pending = np.zeros(0, dtype=np.int16)
             return
         if not len(self._pending):

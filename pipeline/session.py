@@ -67,6 +67,9 @@ class SessionConfig:
     continuation_s: float = 2.0
     """Speech resuming this soon after the end of the user's turn continues that turn: the
     reply is cut and the two utterances are answered as one question."""
+    half_duplex_tail_ms: int = 300
+    """Half-duplex: after the reply's last sample leaves the buffer, the microphone stays shut
+    this long more (device output latency plus the room's echo)."""
     barge: BargeInConfig = field(default_factory=BargeInConfig)
     """What counts as taking the floor while the assistant speaks."""
 
@@ -329,16 +332,20 @@ class VoiceSession:
         self._carried.pop(turn_id, None)
         self._unmute_if_idle()
 
-    def _finish(self, turn_id: int) -> None:
+    def _finish(self, turn_id: int, played_to_s: float | None = None) -> None:
         self.active_turns.discard(turn_id)
         self._carried.pop(turn_id, None)
         self.output.forget(turn_id)
         self.playback.forget(turn_id)
         self.log.finish(turn_id)
-        self._unmute_if_idle()
+        self._unmute_if_idle(played_to_s)
 
-    def _unmute_if_idle(self) -> None:
+    def _unmute_if_idle(self, played_to_s: float | None = None) -> None:
         if not self.active_turns:
+            if self.endpoint.muted and played_to_s is not None:
+                # The last samples handed over are still in the device and the room: listen
+                # again only once they have died away.
+                self.endpoint.muted_until_s = played_to_s + self.config.half_duplex_tail_ms / 1000
             self.endpoint.muted = False
 
     # --- what the speaker did --------------------------------------------------------------
@@ -363,7 +370,7 @@ class VoiceSession:
             if exchange is not None:
                 record.assistant_text = exchange.reply
                 self._said.append((event.at_s, exchange.reply))
-            self._finish(event.turn_id)
+            self._finish(event.turn_id, event.at_s)
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

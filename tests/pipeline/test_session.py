@@ -469,3 +469,15 @@ def test_a_backchannel_that_goes_on_into_a_question_takes_the_floor(tmp_path: Pa
     first, second_turn = run.turns
     assert first.interrupted
     assert second_turn.user_text == "yeah but what about dogs" and second_turn.assistant_text == "Sure."
+
+
+def test_half_duplex_listens_again_once_the_reply_has_played(tmp_path: Path) -> None:
+    # The reply (~1 s of tone) ends around 4.4 s; the next question starts at 5.5 s.
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (5.5, "spk2_snt1.wav")], 12.0)
+    asr = FakeASR(["first question", "second question"])
+    run = run_session(tmp_path, path, asr, FakeLLM(["Short one.", "Two."]), FakeTTS(), barge_in=False)
+
+    first, second = run.turns
+    assert first.reply_end_s is not None and first.reply_end_s < 5.5
+    assert second.user_text == "second question" and second.assistant_text == "Two."
+    assert not first.interrupted
