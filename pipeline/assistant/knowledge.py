@@ -179,14 +179,17 @@ def _cut(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int]
 
 
 class KnowledgeIndex:
-    """The FTS5 index of the files under ``roots``. Safe to use from one thread at a time per
-    call (a lock serialises calls, so an executor thread may index while the loop searches)."""
+    """The FTS5 index of the files under ``roots``. Thread-safe: an executor thread may
+    ``update()`` while the event loop calls ``search()``."""
 
     def __init__(self, db_path: Path, roots: list[Path], config: KnowledgeConfig | None = None) -> None:
         self.config = config or KnowledgeConfig()
         self.roots = [Path(r).expanduser().resolve() for r in roots]
         self.db_path = Path(db_path).expanduser()
         self._lock = threading.Lock()
+        """Guards the connection: one statement sequence at a time."""
+        self._updating = threading.Lock()
+        """One update at a time."""
         self._db = self._open()
 
     # --- database -------------------------------------------------------------------------
@@ -194,27 +197,29 @@ class KnowledgeIndex:
     def _open(self) -> sqlite3.Connection:
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            db = self._connect()
-        except sqlite3.DatabaseError as e:
-            if "fts5" in str(e):
-                raise KnowledgeError(
-                    f"this Python's SQLite {sqlite3.sqlite_version} has no FTS5, which the knowledge "
-                    "search needs. Use a Python whose sqlite3 module is built with FTS5 (python.org, "
-                    "distro and conda builds are)"
-                ) from None
-            # The index is only a cache of the files: start it again rather than fail.
-            log.warning("%s: knowledge index unreadable (%s); rebuilding it", self.db_path, e)
-            self.db_path.unlink(missing_ok=True)
-            db = self._connect()
-        except OSError as e:
+            try:
+                return self._connect()
+            except sqlite3.DatabaseError as e:
+                if "fts5" in str(e):
+                    raise KnowledgeError(
+                        f"this Python's SQLite {sqlite3.sqlite_version} has no FTS5, which the knowledge "
+                        "search needs. Use a Python whose sqlite3 module is built with FTS5 (python.org, "
+                        "distro and conda builds are)"
+                    ) from None
+                # The index is only a cache of the files: start it again rather than fail.
+                log.warning("%s: knowledge index unreadable (%s); rebuilding it", self.db_path, e)
+                self.db_path.unlink(missing_ok=True)
+                return self._connect()
+        except (OSError, sqlite3.DatabaseError) as e:
             raise KnowledgeError(f"{self.db_path}: cannot create the knowledge index ({e}). Check the folder's permissions") from None
-        return db
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, check_same_thread=False)
         try:
             db.executescript(
                 """
+                PRAGMA journal_mode = WAL;  -- a search need not wait for an update's commit
+                PRAGMA synchronous = NORMAL;  -- a cache: a crash costs at worst a rebuild
                 CREATE TABLE IF NOT EXISTS files(
                     id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
                     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);
@@ -290,34 +295,34 @@ class KnowledgeIndex:
 
     def update(self) -> IndexReport:
         """Index new and changed files, drop the ones gone; returns what it did. Run it at
-        start and when the persona changes (in an executor: a big PDF takes a while)."""
+        start and when the persona changes, in an executor: a big PDF takes a while, and
+        searches go on meanwhile (each file is committed on its own)."""
         began = time.perf_counter()
         indexed = unchanged = skipped = 0
-        with self._lock, self._db:
-            known = {row[0]: row[1:] for row in self._db.execute("SELECT path, id, size, mtime_ns FROM files")}
-            current: set[str] = set()
+        with self._updating:
+            with self._lock:
+                known = {row[0]: row[1:] for row in self._db.execute("SELECT path, id, size, mtime_ns FROM files")}
             for path, name, st in self._walk():
                 key = str(path)
-                old = known.get(key)
+                old = known.pop(key, None)
                 if old is not None and (old[1], old[2]) == (st.st_size, st.st_mtime_ns):
-                    current.add(key)
                     unchanged += 1
                     continue
-                if old is not None:
-                    self._forget(old[0])
-                    del known[key]
-                pages = self._extract(path, st.st_size)
+                pages = self._extract(path, st.st_size)  # the slow part, outside the lock
+                with self._lock, self._db:
+                    if old is not None:
+                        self._forget(old[0])
+                    if pages is not None:
+                        self._store(key, name, st, pages)
                 if pages is None:
                     skipped += 1
-                    continue
-                current.add(key)
-                self._store(key, name, st, pages)
-                indexed += 1
-            gone = [row[0] for key, row in known.items() if key not in current]
-            for file_id in gone:
-                self._forget(file_id)
-            total = self._db.execute("SELECT count(*) FROM passages").fetchone()[0]
-        report = IndexReport(indexed, unchanged, len(gone), skipped, total, time.perf_counter() - began)
+                else:
+                    indexed += 1
+            with self._lock, self._db:
+                for file_id, _, _ in known.values():  # not found under the folders any more
+                    self._forget(file_id)
+                total = self._db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        report = IndexReport(indexed, unchanged, len(known), skipped, total, time.perf_counter() - began)
         log.info("knowledge index %s: %s", self.db_path.name, report)
         return report
 

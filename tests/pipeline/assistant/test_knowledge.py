@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sqlite3
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from voxloop.pipeline.assistant.knowledge import (
+    KnowledgeError,
     KnowledgeIndex,
     OutsideRootsError,
     chunk_text,
@@ -282,3 +285,25 @@ def test_fifty_files_index_in_well_under_a_second_and_search_takes_milliseconds(
     assert report.indexed == 50 and size > 250_000
     assert report.seconds < 5
     assert median_ms < 20
+
+
+def test_a_sqlite_without_fts5_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fts5(self: KnowledgeIndex) -> None:
+        raise sqlite3.OperationalError("no such module: fts5")
+
+    monkeypatch.setattr(KnowledgeIndex, "_connect", no_fts5)
+
+    with pytest.raises(KnowledgeError, match="has no FTS5, which the knowledge search needs. Use a Python"):
+        KnowledgeIndex(tmp_path / "k.db", [tmp_path])
+
+
+def test_searches_go_on_while_a_big_folder_is_indexed(notes: Path, tmp_path: Path) -> None:
+    with KnowledgeIndex(tmp_path / "k.db", [notes]) as index:
+        index.update()
+        for i in range(30):
+            (notes / f"more{i}.txt").write_text(PASTA * 200, encoding="utf-8")
+        with ThreadPoolExecutor(1) as pool:
+            updating = pool.submit(index.update)
+            found = [index.search("bake bread temperature") for _ in range(20)]
+            assert updating.result(timeout=60).indexed == 30
+    assert all(f and f[0].file == "kitchen/bread.md" for f in found)
