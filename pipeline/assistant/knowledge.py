@@ -266,12 +266,14 @@ class KnowledgeIndex:
         seen: set[Path] = set()
         for root in self.roots:
             for folder, dirs, names in os.walk(root, followlinks=False, onerror=_log_walk_error):
+                # Hidden folders are an editor's or a tool's (.git, .obsidian, .trash), not notes.
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for d in dirs:
                     if os.path.islink(os.path.join(folder, d)):
                         log.info("%s: symlinked folder not followed", os.path.join(folder, d))
                 for n in sorted(names):
                     found = Path(folder, n)
-                    if found.suffix.lower() not in SUFFIXES:
+                    if n.startswith(".") or found.suffix.lower() not in SUFFIXES:
                         continue
                     path = found.resolve()
                     if not self._inside(path):

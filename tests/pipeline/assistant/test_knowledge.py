@@ -175,6 +175,9 @@ def test_binary_and_unreadable_files_are_skipped_with_a_log_line(
     (notes / "locked.txt").chmod(0)
     os.mkfifo(notes / "pipe.txt")  # opening a FIFO would block the whole index
     (notes / "photo.jpg").write_bytes(b"\xff\xd8 not text at all")  # not a knowledge type: ignored
+    (notes / ".obsidian").mkdir()
+    (notes / ".obsidian" / "workspace.md").write_text("bread\n", encoding="utf-8")  # hidden: ignored
+    (notes / ".draft.md").write_text("bread\n", encoding="utf-8")
 
     with caplog.at_level(logging.WARNING), KnowledgeIndex(tmp_path / "k.db", [notes]) as index:
         report = index.update()
@@ -185,6 +188,8 @@ def test_binary_and_unreadable_files_are_skipped_with_a_log_line(
     for name in ("photo.md", "fake.pdf", "broken.pdf", "pipe.txt"):
         assert name in caplog.text
     assert "photo.jpg" not in caplog.text
+    with KnowledgeIndex(tmp_path / "k.db", [notes]) as index:
+        assert not any(f.startswith(".") for f in index.files())
 
 
 def test_an_update_reads_only_what_changed_and_drops_what_is_gone(index: KnowledgeIndex, notes: Path) -> None:
