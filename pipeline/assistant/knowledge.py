@@ -57,6 +57,11 @@ class Passage:
     page: int | None = None
     """1-based page, for PDF files."""
 
+    @property
+    def source(self) -> str:
+        """Where it comes from, as the prompt and the user should see it: "manual.pdf, page 2"."""
+        return f"{self.file}, page {self.page}" if self.page else self.file
+
 
 @dataclass
 class KnowledgeConfig:

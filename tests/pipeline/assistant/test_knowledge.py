@@ -99,6 +99,7 @@ def test_pdf_text_is_searchable_with_its_page(index: KnowledgeIndex) -> None:
     assert top[0].file == "house.pdf"
     assert "every three months" in top[0].text
     assert top[0].page == 2
+    assert top[0].source == "house.pdf, page 2"
 
 
 @pytest.mark.parametrize(
