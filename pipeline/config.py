@@ -20,6 +20,13 @@ Example ``~/.config/voxloop/config.toml``::
     [turns]
     hangover_ms = 500
     barge_in = true
+
+    [assistant]
+    persona = "cooking"        # the persona at start (default: the built-in "vox")
+
+    [personas.cooking]         # see voxloop.pipeline.assistant.personas for every key
+    name = "Cooking assistant"
+    knowledge = ["~/recipes"]
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .assistant.personas import DEFAULT_PERSONA_ID, PersonaError, Personas, parse_personas
 from .dialog import SPOKEN_SYSTEM_PROMPT
 
 DEFAULT_CONFIG_PATH = Path("~/.config/voxloop/config.toml").expanduser()
@@ -76,11 +84,20 @@ class TurnsConfig:
 
 
 @dataclass
+class AssistantConfig:
+    persona: str = DEFAULT_PERSONA_ID
+    """The persona at start: the id of a ``[personas.<id>]`` table, or the built-in "vox"."""
+
+
+@dataclass
 class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     threads: ThreadsConfig = field(default_factory=ThreadsConfig)
     dialog: DialogConfig = field(default_factory=DialogConfig)
     turns: TurnsConfig = field(default_factory=TurnsConfig)
+    assistant: AssistantConfig = field(default_factory=AssistantConfig)
+    personas: Personas = field(default_factory=Personas.default)
+    """Not a flat section: one ``[personas.<id>]`` table each."""
 
 
 def load_config(path: Path | None) -> Config:
@@ -98,13 +115,26 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: cannot read the config file ({e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}). Fix the file or pass another with --config") from None
-    for section in fields(config):
-        values = data.pop(section.name, {})
+    sections = [f.name for f in fields(config)]
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join(sections)}")
+    for name in sections:
+        if name == "personas":
+            continue
+        values = data.get(name, {})
         if not isinstance(values, dict):
-            raise ConfigError(f"{path}: [{section.name}] must be a table")
-        _apply(getattr(config, section.name), values, f"{path}: [{section.name}]")
-    if data:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(data))}; known: models, threads, dialog, turns")
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        _apply(getattr(config, name), values, f"{path}: [{name}]")
+    try:
+        config.personas = parse_personas(data.get("personas", {}), path.parent, config.dialog.system_prompt)
+    except PersonaError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    if config.assistant.persona not in config.personas:
+        raise ConfigError(
+            f"{path}: [assistant] persona {config.assistant.persona!r} is not defined; "
+            f"known: {', '.join(config.personas.ids())}. Add a [personas.{config.assistant.persona}] table or pick one of those"
+        )
     return config
 
 
