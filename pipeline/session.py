@@ -24,7 +24,7 @@ from voxloop.voice.playback import OutputBuffer, PlaybackEvent
 from voxloop.voice.vad import Endpointer, EndpointerConfig, WebRtcVad
 
 from .asr_stage import ASRStage
-from .dialog import Dialog
+from .dialog import Dialog, Exchange
 from .endpoint_stage import EndpointStage
 from .frames import NO_TURN, AudioFrame
 from .playback_stage import PlaybackStage
@@ -105,6 +105,8 @@ class VoiceSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._device: Device | None = None
         self.interruptions = 0
+        self.on_exchange: Callable[[Exchange], None] | None = None
+        """Called with each exchange as its turn ends (played out, or cut: then what was heard)."""
         output.on_event = self._on_playback_event
 
     def _next_turn_id(self) -> int:
@@ -222,6 +224,9 @@ class VoiceSession:
         self.output.forget(turn_id)
         self.playback.forget(turn_id)
         self.log.finish(turn_id)
+        exchange = self.dialog.find(turn_id)
+        if exchange is not None and self.on_exchange is not None:
+            self.on_exchange(exchange)
         self._unmute_if_idle()
 
     def _unmute_if_idle(self) -> None:
