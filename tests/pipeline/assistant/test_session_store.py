@@ -143,3 +143,40 @@ def test_a_resumed_history_comes_before_this_run_and_only_what_fits_is_sent(tmp_
     few = dialog.messages(fits=lambda m: len(m) <= 4)
     assert [m["role"] for m in few] == ["system", "user", "assistant", "user"]
     assert few[-1]["content"] == "and now?" and "answer 50 " in few[-2]["content"]
+
+
+def test_a_process_killed_with_sigkill_loses_no_exchange_it_had_saved(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "sessions.db"
+    writer = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from voxloop.pipeline.assistant.session_store import SessionStore\n"
+        "from voxloop.pipeline.dialog import Exchange\n"
+        "store = SessionStore(Path(sys.argv[1]))\n"
+        "session = store.create()\n"
+        "n = 0\n"
+        "while True:\n"
+        "    n += 1\n"
+        "    store.append(session, Exchange(n, f'q{n}', f'a{n}'))\n"
+        "    print(n, flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer, str(db)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if int(line) == 5:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    proc.stdout.close()
+
+    with SessionStore(db) as store:
+        latest = store.latest()
+        assert latest is not None
+        saved = store.load(latest.id)
+    assert len(saved) >= 5  # every append that had returned is there
+    assert [s.user for s in saved[:5]] == ["q1", "q2", "q3", "q4", "q5"]
