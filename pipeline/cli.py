@@ -19,10 +19,16 @@ from pathlib import Path
 from voxloop.models.errors import ModelError
 from voxloop.voice.errors import AudioFileError
 
+from .assistant.session_store import SessionRecorder, SessionStore, SessionStoreError, default_db_path
 from .config import Config, ConfigError, load_config
+from .dialog import Exchange
 
 EXIT_USAGE = 2
-DEFAULT_TRANSCRIPT_DIR = "~/.local/state/voxloop"
+DEFAULT_STATE_DIR = "~/.local/state/voxloop"
+"""Saved sessions and chat transcripts; ``--state-dir`` or ``VOXLOOP_STATE_DIR`` elsewhere."""
+STATE_DIR_ENV = "VOXLOOP_STATE_DIR"
+PERSONA = "default"
+"""The persona a session is saved under (until personas can be chosen)."""
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -49,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  voxloop replay question.wav                answer a recording in real time\n"
             "  voxloop replay question.wav --fast --out-dir out   ...on a simulated clock\n"
             "  voxloop chat --llm-url http://127.0.0.1:8080/v1    use an OpenAI-compatible server\n"
+            "  voxloop chat --resume                      go on with the last conversation\n"
+            "  voxloop sessions                           list the saved conversations\n"
+            "  voxloop export last -o talk.md             a conversation as Markdown\n"
             "Run 'voxloop COMMAND --help' for every option."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -59,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="audio file (wav, flac, ogg, mp3; any rate and channel count)")
     p.add_argument("--out-dir", type=Path, help="where to write (default: ./<input name>.voxloop)")
     p.add_argument("--fast", action="store_true", help="simulated clock: as fast as the engines go (timings not meaningful)")
+    _add_session_flags(p)
     _add_model_flags(p)
 
     p = sub.add_parser(
@@ -74,12 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--plain", action="store_true", help="timestamped lines instead of the live view (the default when stdout is not a terminal)")
     shown.add_argument("--quiet", action="store_true", help="show nothing but warnings and errors")
-    p.add_argument("--transcript", type=Path, help=f"append each turn to this JSONL file (default: {DEFAULT_TRANSCRIPT_DIR}/chat-DATE.jsonl)")
+    p.add_argument("--transcript", type=Path, help="append each turn to this JSONL file (default: STATE_DIR/chat-DATE.jsonl, STATE_DIR as --state-dir)")
     p.add_argument("--no-transcript", action="store_true", help="do not write the turns to a file")
     p.add_argument("--latency", default="0.1", help="PortAudio latency for both devices, seconds (or low/high); default 0.1")
+    _add_session_flags(p)
     _add_model_flags(p)
 
     p = sub.add_parser("devices", help="list microphones and speakers (index, name, host API, channels, default rate)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("sessions", help="list the saved conversations: id, date, turns, title (newest first)")
+    p.add_argument("-n", "--limit", type=int, default=20, help="how many to list (default 20; 0 for all)")
+    _add_state_dir_flag(p)
+    p.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("export", help="write a saved conversation as Markdown")
+    p.add_argument("session", nargs="?", default="last", help="session id, a unique beginning of one, or 'last' (the default)")
+    p.add_argument("-o", "--output", type=Path, help="Markdown file to write (default: stdout)")
+    _add_state_dir_flag(p)
     p.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
 
     p = sub.add_parser("doctor", help="check PortAudio, devices, models, memory and threads; one line each with a fix")
@@ -91,6 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_device_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-device", help="microphone: index or (part of the) name, case-insensitive; see 'voxloop devices'")
     p.add_argument("--output-device", help="speaker: index or (part of the) name, case-insensitive; see 'voxloop devices'")
+
+
+def _add_state_dir_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--state-dir", type=Path,
+        help=f"where sessions (and chat transcripts) are kept (default: ${STATE_DIR_ENV} or {DEFAULT_STATE_DIR})",
+    )  # fmt: skip
+
+
+def _add_session_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sessions")
+    g.add_argument(
+        "--resume", nargs="?", const="last", metavar="SESSION",
+        help="go on with a saved conversation: its id, a unique beginning of one, or nothing for the last",
+    )  # fmt: skip
+    g.add_argument("--no-save", action="store_true", help="do not save this conversation (see 'voxloop sessions')")
+    _add_state_dir_flag(g)
 
 
 def _settings(args: argparse.Namespace) -> Config:
@@ -126,13 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "devices":
             return _devices()
+        if args.command == "sessions":
+            return _sessions(args)
+        if args.command == "export":
+            return _export(args)
         config = _settings(args)
         if args.command == "replay":
             return _replay(args, config)
         if args.command == "doctor":
             return _doctor(args, config)
         return _chat(args, config)
-    except (ConfigError, ModelError, AudioFileError) as e:
+    except (ConfigError, ModelError, AudioFileError, SessionStoreError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         print("voxloop: stopped", file=sys.stderr)
@@ -149,21 +192,89 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
     plan = check_models(config)
     out_dir = args.out_dir or default_out_dir(args.input)
     created = not out_dir.exists()
-    try:
-        engines = load_engines(config, plan)
-        clock = " on a simulated clock" if args.fast else ""
-        print(f"voxloop: replaying {args.input} ({info.duration_s:.1f} s){clock}", file=sys.stderr, flush=True)
-        result = run_replay(args.input, out_dir, engines, config, fast=args.fast, handle_signals=True)
-    except BaseException:
-        if created and out_dir.exists() and not any(out_dir.iterdir()):
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+    with _conversation_memory(args) as (history, recorder):
+        try:
+            engines = load_engines(config, plan)
+            clock = " on a simulated clock" if args.fast else ""
+            print(f"voxloop: replaying {args.input} ({info.duration_s:.1f} s){clock}", file=sys.stderr, flush=True)
+            result = run_replay(
+                args.input, out_dir, engines, config,
+                fast=args.fast, handle_signals=True, history=history, on_exchange=recorder,
+            )  # fmt: skip
+        except BaseException:
+            if created and out_dir.exists() and not any(out_dir.iterdir()):
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
     for t in result.turns:
         latency = f"{t.latency_ms:.0f} ms" if t.latency_ms is not None else "n/a"
         mark = " [interrupted]" if t.interrupted else ""
         print(f"[{t.user_end_s or 0:7.2f} s] you: {t.user_text}")
         print(f"[{t.reply_start_s or 0:7.2f} s] vox ({latency}){mark}: {t.assistant_text}")
     print(f"wrote {result.conversation} ({result.duration_s:.1f} s) and {result.turns_path} ({len(result.turns)} turns)")
+    _say_saved(recorder)
+    return 0
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    chosen = args.state_dir or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
+    return Path(chosen).expanduser()
+
+
+def _open_store(args: argparse.Namespace, create: bool) -> SessionStore:
+    """The sessions database; reading commands never create it."""
+    path = default_db_path(_state_dir(args))
+    if not create and not path.exists():
+        raise SessionStoreError(f"no saved sessions yet in {path.parent}. Start one with 'voxloop chat', or give --state-dir")
+    return SessionStore(path)
+
+
+@contextlib.contextmanager
+def _conversation_memory(args: argparse.Namespace) -> Iterator[tuple[list[Exchange], SessionRecorder | None]]:
+    """``--resume`` / ``--no-save``: the saved exchanges to go on from, and what saves new ones.
+
+    A bad session spec or database fails here, before any model loads.
+    """
+    if args.no_save and args.resume is None:
+        yield [], None
+        return
+    with _open_store(args, create=args.resume is None) as store:
+        history: list[Exchange] = []
+        session_id = None
+        if args.resume is not None:
+            session_id = store.resolve(args.resume)
+            history = [saved.as_exchange() for saved in store.load(session_id)]
+            print(f"voxloop: resuming session {session_id} ({len(history)} exchanges)", file=sys.stderr, flush=True)
+        yield history, None if args.no_save else SessionRecorder(store, session_id, PERSONA)
+
+
+def _say_saved(recorder: SessionRecorder | None) -> None:
+    if recorder is not None and recorder.saved:
+        sid = recorder.session_id
+        print(f"voxloop: saved as session {sid} (go on with --resume {sid}; 'voxloop export {sid}' for Markdown)", file=sys.stderr)
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    with _open_store(args, create=False) as store:
+        listed = store.list(limit=args.limit)
+    if not listed:
+        return _fail(f"no saved sessions yet in {store.path.parent}. Start one with 'voxloop chat'")
+    print(f"{'SESSION':<8}  {'DATE':<16}  {'TURNS':>5}  TITLE")
+    for s in listed:
+        print(f"{s.id:<8}  {s.started:%Y-%m-%d %H:%M}  {s.turns:>5}  {s.title}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _open_store(args, create=False) as store:
+        markdown = store.export_markdown(store.resolve(args.session))
+    if args.output is None:
+        sys.stdout.write(markdown)
+        return 0
+    try:
+        args.output.write_text(markdown, encoding="utf-8")
+    except OSError as e:
+        return _fail(f"{args.output}: cannot write the export ({e.strerror}). Give another -o FILE")
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
@@ -193,8 +304,7 @@ def _transcript_path(args: argparse.Namespace) -> Path | None:
         return Path(args.transcript).expanduser()
     import datetime
 
-    folder = Path(DEFAULT_TRANSCRIPT_DIR).expanduser()
-    return folder / f"chat-{datetime.datetime.now():%Y%m%d-%H%M%S}.jsonl"
+    return _state_dir(args) / f"chat-{datetime.datetime.now():%Y%m%d-%H%M%S}.jsonl"
 
 
 def _latency_arg(value: str) -> float | str:
@@ -243,18 +353,19 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
             transcript.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             return _fail(f"{transcript.parent}: cannot create the transcript folder ({e}). Give --transcript FILE or --no-transcript")
-    options = ChatOptions(args.input_device, args.output_device, transcript, latency)
-
     reporter = TerminalView() if view else QuietReporter() if args.quiet else PlainReporter()
     try:
-        with native_stderr_to_log() if view else _nothing():
-            try:
-                result = asyncio.run(chat(config, plan, options, reporter))
-            finally:
-                if isinstance(reporter, TerminalView):
-                    reporter.close()
+        with _conversation_memory(args) as (history, recorder):
+            options = ChatOptions(args.input_device, args.output_device, transcript, latency, history, recorder)
+            with native_stderr_to_log() if view else _nothing():
+                try:
+                    result = asyncio.run(chat(config, plan, options, reporter))
+                finally:
+                    if isinstance(reporter, TerminalView):
+                        reporter.close()
     except DeviceError as e:
         return _fail(str(e))
+    _say_saved(recorder)
     logging.getLogger(__name__).debug("conversation over")
     if transcript is not None and result.turns:
         print(f"voxloop: transcript in {transcript}", file=sys.stderr, flush=True)

@@ -7,7 +7,7 @@ knows where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from voxloop.models.base import Message
@@ -25,6 +25,8 @@ class Exchange:
     user: str
     reply: str = ""
     interrupted: bool = False
+    kind: str = "llm"
+    """What answered: "llm", or "command" for an answer made without the model."""
 
 
 class Dialog:
@@ -40,6 +42,18 @@ class Dialog:
         exchange = Exchange(turn_id, user_text)
         self.exchanges.append(exchange)
         return exchange
+
+    def restore(self, earlier: Sequence[Exchange]) -> None:
+        """Put a saved conversation before this one (a resumed session).
+
+        They are renumbered below this run's turn ids (which start at 1), so that trimming,
+        which keeps the newest turn ids, treats them as the oldest. Only what fits the budget
+        is sent: ``messages`` trims them like any other history.
+        """
+        restored = [Exchange(i - len(earlier), e.user, e.reply, e.interrupted, e.kind) for i, e in enumerate(earlier)]
+        self.exchanges[:0] = restored
+        if restored:
+            self._oldest_turn = min(self._oldest_turn, restored[0].turn_id)
 
     def find(self, turn_id: int) -> Exchange | None:
         for exchange in reversed(self.exchanges):

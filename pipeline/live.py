@@ -40,7 +40,7 @@ from voxloop.voice.devices import (
 from voxloop.voice.playback import OutputBuffer
 
 from .config import Config
-from .dialog import Dialog
+from .dialog import Dialog, Exchange
 from .engines import Engines, ModelPlan, load_engines
 from .replay import session_config
 from .session import VoiceSession
@@ -102,6 +102,10 @@ class ChatOptions:
     """JSONL of the turns, appended and flushed as each turn ends."""
     latency: float | str = 0.1
     """PortAudio latency for both devices (seconds, or "low"/"high")."""
+    history: list[Exchange] = field(default_factory=list)
+    """A saved conversation to go on from (``--resume``)."""
+    on_exchange: Callable[[Exchange], None] | None = None
+    """Called as each turn ends, e.g. to save it (``SessionRecorder``)."""
 
 
 @dataclass
@@ -276,15 +280,18 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
     output = OutputBuffer(device.output_rate)
     device.output = output
     log = TurnLog(options.transcript)
+    dialog = Dialog(config.dialog.system_prompt, config.dialog.max_history_chars)
+    dialog.restore(options.history)
     session = VoiceSession(
         engines.asr,
         engines.llm,
         engines.tts,
         output,
         log,
-        Dialog(config.dialog.system_prompt, config.dialog.max_history_chars),
+        dialog,
         session_config(config, barge_in_default=False),
     )
+    session.on_exchange = options.on_exchange
     monitor = ChatMonitor(session, device, status, reporter)
 
     def on_finish(record: TurnRecord) -> None:

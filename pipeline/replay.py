@@ -7,9 +7,12 @@ Writes ``conversation.wav`` (user left, assistant right, one timeline) and ``tur
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 from voxloop.voice.audio_file import probe
 from voxloop.voice.playback import OutputBuffer
@@ -18,13 +21,16 @@ from voxloop.voice.replay_device import ReplayDevice
 from voxloop.voice.vad import EndpointerConfig
 
 from .config import Config
-from .dialog import Dialog
+from .dialog import Dialog, Exchange
 from .engines import Engines
 from .session import SessionConfig, VoiceSession
 from .signals import install_stop_handlers
 from .turn_log import TurnLog, TurnRecord
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 TIMELINE_RATE = 16000
 """Hertz of conversation.wav: the rate the pipeline hears at."""
@@ -60,8 +66,17 @@ def session_config(config: Config, barge_in_default: bool) -> SessionConfig:
 
 
 async def replay(
-    input_path: Path, out_dir: Path, engines: Engines, config: Config, *, fast: bool = False, handle_signals: bool = False
+    input_path: Path,
+    out_dir: Path,
+    engines: Engines,
+    config: Config,
+    *,
+    fast: bool = False,
+    handle_signals: bool = False,
+    history: Sequence[Exchange] = (),
+    on_exchange: Callable[[Exchange], None] | None = None,
 ) -> ReplayResult:
+    """``history``: a saved conversation to go on from; ``on_exchange``: called as each turn ends."""
     probe(input_path)  # fail on a bad file before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     conversation = out_dir / "conversation.wav"
@@ -72,9 +87,11 @@ async def replay(
     output = OutputBuffer(TIMELINE_RATE)
     recorder = ConversationRecorder(conversation, TIMELINE_RATE)
     dialog = Dialog(config.dialog.system_prompt, config.dialog.max_history_chars)
+    dialog.restore(history)
     session = VoiceSession(
         engines.asr, engines.llm, engines.tts, output, log, dialog, session_config(config, barge_in_default=True)
     )
+    session.on_exchange = on_exchange
     device = ReplayDevice(input_path, output, recorder, paced=not fast)
     if handle_signals:
         install_stop_handlers(session.stop)
@@ -87,7 +104,14 @@ async def replay(
     return ReplayResult(out_dir, conversation, turns_path, log.finished, recorder.frames / TIMELINE_RATE)
 
 
-def run_replay(
-    input_path: Path, out_dir: Path, engines: Engines, config: Config, *, fast: bool = False, handle_signals: bool = False
-) -> ReplayResult:
-    return asyncio.run(replay(input_path, out_dir, engines, config, fast=fast, handle_signals=handle_signals))
+def _to_the_end(coroutine_fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """A blocking twin of ``coroutine_fn``, with the same arguments: runs it on a new loop."""
+
+    @functools.wraps(coroutine_fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return asyncio.run(coroutine_fn(*args, **kwargs))
+
+    return run
+
+
+run_replay = _to_the_end(replay)

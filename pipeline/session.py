@@ -29,7 +29,7 @@ from voxloop.voice.vad import Endpointer, EndpointerConfig, WebRtcVad
 
 from .asr_stage import ASRStage
 from .barge_in import BargeInConfig, classify, is_echo
-from .dialog import Dialog
+from .dialog import Dialog, Exchange
 from .endpoint_stage import EndpointStage
 from .frames import NO_TURN, AudioFrame
 from .playback_stage import PlaybackStage
@@ -126,6 +126,8 @@ class VoiceSession:
         self.interruptions = 0
         self.let_pass: collections.Counter[str] = collections.Counter()
         """Utterances over a reply that did not stop it, by kind (backchannel, echo, noise)."""
+        self.on_exchange: Callable[[Exchange], None] | None = None
+        """Called with each exchange as its turn ends (played out, or cut: then what was heard)."""
         output.on_event = self._on_playback_event
 
     def _next_turn_id(self) -> int:
@@ -338,6 +340,9 @@ class VoiceSession:
         self.output.forget(turn_id)
         self.playback.forget(turn_id)
         self.log.finish(turn_id)
+        exchange = self.dialog.find(turn_id)
+        if exchange is not None and self.on_exchange is not None:
+            self.on_exchange(exchange)
         self._unmute_if_idle(played_to_s)
 
     def _unmute_if_idle(self, played_to_s: float | None = None) -> None:

@@ -30,6 +30,8 @@ class TurnRecord:
     stages: dict[str, float] = field(default_factory=dict)
     """Milliseconds per stage: endpoint, asr, llm_first_token, first_sentence, tts_first_chunk."""
     error: str | None = None
+    thinking: str = ""
+    """The model's private reasoning on this turn (never spoken, never sent back to it)."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -54,6 +56,7 @@ class TurnRecord:
             "interrupted": self.interrupted,
             "stages": {k: round(v, 1) for k, v in self.stages.items()},
             "error": self.error,
+            "thinking": self.thinking,
         }
 
 

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +19,7 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
+from voxloop.models.base import LLM, Message
 from voxloop.models.registry import resolve_llm
 from voxloop.pipeline.config import Config
 from voxloop.pipeline.engines import Engines, check_models, load_engines
@@ -65,6 +66,21 @@ def wer(reference: str | list[str], hypothesis: str | list[str]) -> float:
     refs = [reference] if isinstance(reference, str) else reference
     hyps = [hypothesis] if isinstance(hypothesis, str) else hypothesis
     return float(jiwer.wer([normalize(r) for r in refs], [normalize(h) or "<empty>" for h in hyps]))
+
+
+class RecordingLLM:
+    """An LLM (the real one, mostly), with every prompt it was given kept for the test to read."""
+
+    def __init__(self, inner: LLM) -> None:
+        self.inner = inner
+        self.prompts: list[list[Message]] = []
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+        self.prompts.append([dict(m) for m in messages])
+        return self.inner.stream(messages, max_tokens)
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
 
 
 @pytest.fixture(scope="session")

@@ -123,3 +123,25 @@ def test_latency_from_the_end_of_the_question_to_the_answer_on_the_sound_server(
     # The absolute figure depends on the machine's load, so it is recorded, not asserted.
     assert latency_ms > 300
     assert abs(latency_ms - reported_ms) < 500, f"measured {latency_ms:.0f} ms, voxloop says {reported_ms:.0f} ms"
+
+
+def test_a_resumed_chat_goes_on_in_the_same_saved_session(
+    pulse: PulseServer, launch: Callable[..., Chat], tmp_path: Path
+) -> None:
+    from voxloop.pipeline.assistant.session_store import SessionStore
+
+    state = str(tmp_path / "state")
+    for flags in ([], ["--resume"]):
+        chat = launch("--input-device", "pulse", "--output-device", "pulse", "--state-dir", state, *flags)
+        chat.wait_ready()
+        pulse.play(QUESTION)
+        chat.wait_for(r" turn \d+ vox \(\d+ ms\): ", TURN_TIMEOUT_S)
+        chat.wait_for(r" listening$", 30)
+        code, _ = chat.stop(signal.SIGINT)
+        assert code == 0, chat.stderr()
+
+    assert "resuming session" in chat.stderr()
+    with SessionStore(Path(state) / "sessions.db") as store:
+        [session] = store.list()
+        saved = store.load(session.id)
+    assert session.turns == 2 and all("time" in s.user.lower() and s.reply for s in saved)

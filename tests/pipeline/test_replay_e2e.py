@@ -10,15 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import Question, concat_with_pauses, recording, wer
+from conftest import Question, RecordingLLM, concat_with_pauses, recording, wer
 
-from voxloop.models.base import LLM, Message
 from voxloop.pipeline.config import Config
 from voxloop.pipeline.engines import Engines
 from voxloop.pipeline.replay import ReplayResult, run_replay
@@ -45,21 +43,6 @@ def rms_dbfs(x: np.ndarray) -> float:
 
 def at(seconds: float) -> int:
     return int(round(seconds * RATE))
-
-
-class RecordingLLM:
-    """The real LLM, with every prompt it was given kept for the test to read."""
-
-    def __init__(self, inner: LLM) -> None:
-        self.inner = inner
-        self.prompts: list[list[Message]] = []
-
-    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
-        self.prompts.append([dict(m) for m in messages])
-        return self.inner.stream(messages, max_tokens)
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
 
 
 def test_a_recorded_question_is_heard_and_answered_on_the_right_channel(engines: Engines, tmp_path: Path) -> None:
@@ -200,7 +183,6 @@ def test_llm_url_answers_through_a_real_openai_compatible_server(server_root: st
 
 def test_an_unreachable_llm_url_is_spoken_as_an_apology_not_a_crash(engines: Engines, tmp_path: Path) -> None:
     from conftest import free_port
-
     from voxloop.models.openai_llm import OpenAICompatibleLLM
 
     dead = OpenAICompatibleLLM(f"http://127.0.0.1:{free_port()}/v1", model="m", timeout_s=2.0)

@@ -66,3 +66,54 @@ def test_an_interrupt_stops_generation_between_tokens_and_closes_the_engine() ->
     assert not any(isinstance(f, ReplyEndFrame) for f in frames)
     assert llm.closed.is_set()
     assert "ten" not in stage.dialog.exchanges[0].reply
+
+
+class CharLLM(FakeLLM):
+    """Streams its scripted replies one character at a time (tags cut everywhere)."""
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+        self.max_tokens = max_tokens
+        yield from "".join(super().stream(messages, max_tokens=10_000))
+
+
+def answer(stage: ReplyStage, text: str, turn_id: int = 1) -> tuple[list[str], TurnLog]:
+    log = TurnLog(None)
+    frames = asyncio.run(run_stage(stage, [TranscriptFrame(turn_id, text, 0.0, 0.0)], StageContext(TurnState(), log)))
+    return spoken(frames), log
+
+
+def test_reasoning_is_neither_spoken_nor_kept_in_the_history_but_is_logged() -> None:
+    for llm in (FakeLLM(["<think>secret</think>The answer is 4."]), CharLLM(["<think>secret</think>The answer is 4."])):
+        dialog = Dialog()
+        texts, log = answer(ReplyStage(llm, dialog), "What is two plus two?")
+
+        assert texts == ["The answer is four."]
+        assert dialog.exchanges[0].reply == "The answer is 4."
+        assert log.get(1).thinking == "secret"
+        assert "secret" not in str(dialog.messages())
+
+
+def test_a_thinking_turn_is_acknowledged_first_and_given_room_to_reason() -> None:
+    llm = CharLLM(["<think>17 times 23 is 391</think>It is a big number."])
+    dialog = Dialog()
+    texts, log = answer(ReplyStage(llm, dialog, max_tokens=60), "Think carefully: what is 17 times 23?")
+
+    assert texts == ["Let me think about that.", "It is a big number."]
+    assert llm.max_tokens == 512
+    system = llm.prompts[0][0]["content"]
+    assert "<think>" in system and system.startswith(Dialog().system_prompt)
+    assert dialog.exchanges[0].reply == "It is a big number."
+    assert log.get(1).thinking == "17 times 23 is 391"
+    # The next turn's prompt has the conclusion only, and no thinking instruction.
+    answer(ReplyStage(llm, dialog, max_tokens=60), "thanks", turn_id=2)
+    assert llm.prompts[1][0]["content"] == Dialog().system_prompt
+    assert llm.prompts[1][2] == {"role": "assistant", "content": "It is a big number."}
+
+
+def test_a_persona_that_always_thinks_and_a_model_that_never_concludes() -> None:
+    from voxloop.pipeline.assistant.thinking import ThinkingConfig
+
+    llm = FakeLLM(["<think>hmm, and then"])
+    texts, log = answer(ReplyStage(llm, Dialog(), thinking=ThinkingConfig(always=True)), "Why?")
+    assert texts == ["Let me think about that.", NO_ANSWER]
+    assert log.get(1).thinking == "hmm, and then"

@@ -7,6 +7,7 @@ endpointer decide where turns are; the engines are fakes so each test controls w
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import soundfile as sf
 from conftest import DATA
 
 from voxloop.models.fakes import FakeASR, FakeLLM, FakeTTS
-from voxloop.pipeline.dialog import Dialog
+from voxloop.pipeline.assistant.session_store import SessionRecorder, SessionStore
+from voxloop.pipeline.dialog import Dialog, Exchange
 from voxloop.pipeline.reply_stage import APOLOGY
 from voxloop.pipeline.session import SessionConfig, VoiceSession
 from voxloop.pipeline.turn_log import TurnLog, TurnRecord
@@ -54,13 +56,20 @@ class Run:
 
 
 def run_session(
-    tmp_path: Path, input_path: Path, asr: FakeASR, llm: FakeLLM, tts: FakeTTS, **config: object
+    tmp_path: Path,
+    input_path: Path,
+    asr: FakeASR,
+    llm: FakeLLM,
+    tts: FakeTTS,
+    on_exchange: Callable[[Exchange], None] | None = None,
+    **config: object,
 ) -> Run:
     log = TurnLog(tmp_path / "turns.jsonl")
     output = OutputBuffer(RATE)
     # One recognizer call per utterance, as these tests script them: no head start unless asked.
     config.setdefault("endpointer", EndpointerConfig(speculate_ms=0))
     session = VoiceSession(asr, llm, tts, output, log, Dialog(), SessionConfig(**config))  # type: ignore[arg-type]
+    session.on_exchange = on_exchange
     recorder = ConversationRecorder(tmp_path / "conversation.wav", RATE)
     device = ReplayDevice(input_path, output, recorder, paced=False)
 
@@ -131,12 +140,29 @@ def test_half_duplex_does_not_listen_while_speaking(tmp_path: Path) -> None:
     assert len(asr.calls) == 1
 
 
+def test_each_exchange_is_saved_as_it_ends_with_only_what_was_heard(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "sessions.db")
+    recorder = SessionRecorder(store)
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (6.5, "spk2_snt1.wav")], 16.0)
+    llm = FakeLLM([LONG_REPLY, "Short answer."])
+    run = run_session(tmp_path, path, FakeASR(["tell me something long", "wait, another thing"]), llm, FakeTTS(), recorder)
+
+    assert recorder.session_id is not None
+    saved = [(s.user, s.reply, s.interrupted) for s in store.load(recorder.session_id)]
+    assert saved == [
+        ("tell me something long", run.turns[0].assistant_text, True),
+        ("wait, another thing", "Short answer.", False),
+    ]
+    assert LONG_REPLY.startswith(saved[0][1]) and len(saved[0][1]) < len(LONG_REPLY)
+
+
 def test_a_pause_mid_sentence_is_answered_as_one_question(tmp_path: Path) -> None:
     # The second utterance starts 1 s after the first ends: the user was not done.
     first = speech("spk1_snt1.wav")
     path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (0.5 + len(first) / RATE + 1.0, "spk2_snt1.wav")], 14.0)
     llm = FakeLLM(["Cut short by the user.", "The whole answer."])
-    run = run_session(tmp_path, path, FakeASR(["what is", "the capital of France"]), llm, FakeTTS())
+    saved: list[Exchange] = []
+    run = run_session(tmp_path, path, FakeASR(["what is", "the capital of France"]), llm, FakeTTS(), saved.append)
 
     answered = [t for t in run.turns if not t.interrupted]
     assert [t.user_text for t in answered] == ["what is the capital of France"]
@@ -144,6 +170,7 @@ def test_a_pause_mid_sentence_is_answered_as_one_question(tmp_path: Path) -> Non
     # The cut exchange is gone from the history: the model sees one question.
     assert [m["role"] for m in llm.prompts[-1]] == ["system", "user"]
     assert llm.prompts[-1][1]["content"] == "what is the capital of France"
+    assert [(e.user, e.reply) for e in saved] == [("what is the capital of France", "The whole answer.")]
 
 
 def test_a_failing_model_apologises_and_the_next_turn_works(tmp_path: Path) -> None:
