@@ -51,10 +51,12 @@ class ToolCall:
 
 
 def tool_calls_message(calls: Sequence[ToolCall]) -> Message:
-    """The assistant's turn that asked for ``calls``, in the OpenAI format."""
+    """The assistant's turn that asked for ``calls``, in the OpenAI format. Its content is ""
+    rather than null: llama_cpp.server refuses null, and chat templates written without tools
+    (SmolLM2's) fail on a message that has no content."""
     return {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "tool_calls": [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in calls
