@@ -50,6 +50,9 @@ class ToolLoopConfig:
     filler_after_s: float = 0.3
     """A read-only tool still running after this many seconds gets the filler spoken."""
     filler: str = "One moment."
+    tool_timeout_s: float = 10.0
+    """A tool still running after this is given up on (its thread finishes on its own) and
+    the model is told it took too long, so a hung tool cannot hold the conversation."""
 
 
 class ReplyStage(Stage):
@@ -208,7 +211,11 @@ class ReplyStage(Stage):
                     if not done and not self.is_stale(turn_id):
                         filler_said = True
                         await say(config.filler)
-                result = await running
+                try:
+                    result = await asyncio.wait_for(running, config.tool_timeout_s)
+                except asyncio.TimeoutError:
+                    logger.warning("turn %d: tool %s gave no result in %g s", turn_id, call.name, config.tool_timeout_s)
+                    result = f"The {call.name} tool took too long and gave no result."
                 if self.is_stale(turn_id):
                     return False
                 results.append((call, self.spotlight.fence(f"result of the tool {call.name}", result)))

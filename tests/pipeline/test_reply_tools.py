@@ -209,3 +209,22 @@ def test_without_tools_the_plain_path_offers_none() -> None:
     llm = ScriptedLLM([["Hello there."]])
     frames = answer(ReplyStage(llm, Dialog()), "Hi")
     assert spoken(frames) == "Hello there." and llm.tools == [None]
+
+
+def test_a_hung_tool_is_given_up_on_and_the_model_is_told() -> None:
+    release = threading.Event()
+
+    def hung_clock() -> str:
+        release.wait(timeout=10)
+        return "too late"
+
+    llm = ScriptedLLM([[ToolCall("c1", "get_time", "{}")], ["Sorry, I can't tell the time right now."]])
+    stage = ReplyStage(llm, Dialog(), tools=builtin_tools(clock=hung_clock), tool_config=ToolLoopConfig(filler_after_s=0.01, tool_timeout_s=0.05))
+    try:
+        frames = answer(stage, "What time is it?")
+    finally:
+        release.set()
+        stage.close()
+
+    assert spoken(frames) == "One moment. Sorry, I can't tell the time right now."
+    assert "took too long" in tool_messages(llm, 1)[0]["content"]
