@@ -188,7 +188,7 @@ class ReplyStage(Stage):
             if not calls:
                 return True
             if round_number == config.max_rounds:
-                logger.warning("turn %d: ignored tool calls offered no tools: %s", turn_id, [c.name for c in calls])
+                logger.warning("turn %d: ignored tool calls made when no tools were offered: %s", turn_id, [c.name for c in calls])
                 return True
             results: list[tuple[ToolCall, str]] = []
             question: str | None = None
