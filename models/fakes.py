@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from .base import Message, Transcript
+from .base import Message, ToolCall, Transcript
 from .errors import EngineError
 
 
@@ -49,7 +50,7 @@ class FakeLLM:
         self.closed = threading.Event()
         """Set when a stream was closed before its end (a cancel reached the engine)."""
 
-    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+    def stream(self, messages: Sequence[Message], max_tokens: int, tools: Sequence[dict[str, Any]] | None = None) -> Iterator[str]:
         call = len(self.prompts)
         self.prompts.append([dict(m) for m in messages])
         reply = self.replies.pop(0) if self.replies else "Okay."
@@ -62,6 +63,27 @@ class FakeLLM:
         except GeneratorExit:
             self.closed.set()
             raise
+
+    def warm_up(self) -> None:
+        pass
+
+
+class ScriptedLLM:
+    """Plays one scripted turn per call: text deltas and :class:`ToolCall` objects, in order.
+
+    Records the messages and the tools of every call, so a test can check what the model was
+    shown (a tool result fenced, a refusal). Past the script it says "Okay."
+    """
+
+    def __init__(self, turns: Sequence[Sequence[str | ToolCall]]) -> None:
+        self.turns = [list(turn) for turn in turns]
+        self.prompts: list[list[Message]] = []
+        self.tools: list[list[dict[str, Any]] | None] = []
+
+    def stream(self, messages: Sequence[Message], max_tokens: int, tools: Sequence[dict[str, Any]] | None = None) -> Iterator[str | ToolCall]:
+        self.prompts.append([dict(m) for m in messages])
+        self.tools.append(list(tools) if tools is not None else None)
+        yield from self.turns.pop(0) if self.turns else ["Okay."]
 
     def warm_up(self) -> None:
         pass

@@ -2,7 +2,9 @@
 
 llama.cpp's ``llama-server``, ``python -m llama_cpp.server``, vLLM and Ollama all answer
 ``POST /v1/chat/completions`` with ``stream: true`` as server-sent events: ``data: {json}``
-chunks whose ``choices[0].delta.content`` carry the text, then ``data: [DONE]``.
+chunks whose ``choices[0].delta.content`` carry the text, then ``data: [DONE]``. When tools
+are offered, ``delta.tool_calls`` carry function calls in fragments: each names its call by
+``index``, the first fragment brings the id and name, the rest append to the arguments.
 
 Every failure becomes one :class:`~voxloop.models.errors.EngineError` whose single-line message
 names the URL and what to do::
@@ -26,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from .base import Message
+from .base import Message, ToolCall
 from .errors import EngineError
 
 logger = logging.getLogger(__name__)
@@ -80,9 +82,18 @@ class OpenAICompatibleLLM:
         )
 
     def stream(
-        self, messages: Sequence[Message], max_tokens: int
-    ) -> Generator[str, None, None]:
-        """Yield the reply's non-empty text deltas; closing the generator drops the request."""
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        tools: Sequence[dict[str, Any]] | None = None,
+        *,
+        tool_choice: str | dict[str, Any] | None = None,
+    ) -> Generator[str | ToolCall, None, None]:
+        """Yield the reply's non-empty text deltas, then the tool calls it made (with ``tools``).
+
+        ``tool_choice`` is the OpenAI field ("auto", "none", or a named function to force);
+        the server's default when ``None``. Closing the generator drops the request.
+        """
         if self.model is None:
             self.model = _first_model(self._list_models(), self.base_url)
         url = f"{self.base_url}/chat/completions"
@@ -93,6 +104,10 @@ class OpenAICompatibleLLM:
             "temperature": self.temperature,
             "stream": True,
         }
+        if tools:
+            body["tools"] = list(tools)
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
         try:
             # Cancel works through this context manager: closing the generator exits it, which
             # closes the connection, and the server stops generating when it sees the disconnect.
@@ -185,11 +200,14 @@ def _check_status(response: httpx.Response, url: str) -> None:
     )
 
 
-def _deltas(lines: Iterable[str], url: str) -> Iterator[str]:
-    """Yield the non-empty ``choices[0].delta.content`` of each chunk until ``[DONE]``."""
+def _deltas(lines: Iterable[str], url: str) -> Iterator[str | ToolCall]:
+    """Yield the non-empty ``choices[0].delta.content`` of each chunk until ``[DONE]``, then
+    the tool calls assembled from the ``delta.tool_calls`` fragments."""
     finished = False
+    calls: dict[int, _PartialCall] = {}
     for data in _sse_data(lines, url):
         if data == "[DONE]":
+            yield from _finished_calls(calls)
             return
         try:
             chunk = json.loads(data)
@@ -217,10 +235,49 @@ def _deltas(lines: Iterable[str], url: str) -> Iterator[str]:
         finished = finished or bool(choice.get("finish_reason"))
         if content:
             yield content
+        fragments = delta.get("tool_calls")
+        if fragments is not None:
+            if not isinstance(fragments, list):
+                raise _malformed(url, data)
+            for fragment in fragments:
+                _add_fragment(calls, fragment, url, data)
     if not finished:
         raise EngineError(
             f"the stream from the LLM server at {url} ended before [DONE], mid-reply. Check its log"
         )
+    yield from _finished_calls(calls)
+
+
+class _PartialCall:
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+
+def _add_fragment(calls: dict[int, _PartialCall], fragment: Any, url: str, data: str) -> None:
+    if not isinstance(fragment, dict):
+        raise _malformed(url, data)
+    index = fragment.get("index", len(calls))
+    function = fragment.get("function") or {}
+    if not isinstance(index, int) or not isinstance(function, dict):
+        raise _malformed(url, data)
+    call = calls.setdefault(index, _PartialCall())
+    # OpenAI sends the id and name once; llama_cpp.server repeats them in every fragment, so
+    # they are set, not appended. Only the arguments come in pieces.
+    if isinstance(fragment.get("id"), str) and fragment["id"]:
+        call.id = fragment["id"]
+    if isinstance(function.get("name"), str) and function["name"]:
+        call.name = function["name"]
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        call.arguments.append(arguments)
+
+
+def _finished_calls(calls: dict[int, _PartialCall]) -> Iterator[ToolCall]:
+    for index in sorted(calls):
+        call = calls[index]
+        yield ToolCall(call.id or f"call_{index}", call.name, "".join(call.arguments))
 
 
 def _sse_data(lines: Iterable[str], url: str) -> Iterator[str]:
