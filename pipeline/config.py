@@ -20,6 +20,7 @@ Example ``~/.config/voxloop/config.toml``::
     [turns]
     hangover_ms = 500
     barge_in = true
+    echo_cancel = true         # take the assistant's voice out of the microphone
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class TurnsConfig:
     barge_in: bool | None = None
     """None: on for replay, off for live chat until echo cancellation is in place."""
     vad_aggressiveness: int = 2
+    echo_cancel: bool = True
+    """Run the echo canceller on the microphone (needs the livekit package)."""
 
 
 @dataclass

@@ -285,6 +285,8 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
         Dialog(config.dialog.system_prompt, config.dialog.max_history_chars),
         session_config(config, barge_in_default=False),
     )
+    if session.echo is not None:
+        device.follow_echo_delay(session.echo.set_delay_ms)
     monitor = ChatMonitor(session, device, status, reporter)
 
     def on_finish(record: TurnRecord) -> None:

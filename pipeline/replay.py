@@ -2,6 +2,10 @@
 
 Writes ``conversation.wav`` (user left, assistant right, one timeline) and ``turns.jsonl``
 (one object per turn with texts, timeline positions, latency and stage timings).
+
+With an echo path (``echo=EchoPathConfig(...)``) the assistant's audio is mixed back into the
+input as a microphone in the room would hear it; conversation.wav's left channel is then what
+the microphone picked up (the user plus the echo), before echo cancellation.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from voxloop.voice.audio_file import probe
+from voxloop.voice.echo_path import EchoPathConfig
 from voxloop.voice.playback import OutputBuffer
 from voxloop.voice.recording import ConversationRecorder
 from voxloop.voice.replay_device import ReplayDevice
@@ -56,12 +62,23 @@ def session_config(config: Config, barge_in_default: bool) -> SessionConfig:
         vad_aggressiveness=turns.vad_aggressiveness,
         endpointer=EndpointerConfig(hangover_ms=turns.hangover_ms),
         max_reply_tokens=config.dialog.max_reply_tokens,
+        echo_cancel=turns.echo_cancel,
     )
 
 
 async def replay(
-    input_path: Path, out_dir: Path, engines: Engines, config: Config, *, fast: bool = False, handle_signals: bool = False
+    input_path: Path,
+    out_dir: Path,
+    engines: Engines,
+    config: Config,
+    *,
+    fast: bool = False,
+    handle_signals: bool = False,
+    echo: EchoPathConfig | None = None,
 ) -> ReplayResult:
+    """``echo``: simulate the room between speaker and microphone (None: a headset)."""
+    if echo is not None:
+        echo.check()
     probe(input_path)  # fail on a bad file before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     conversation = out_dir / "conversation.wav"
@@ -75,7 +92,7 @@ async def replay(
     session = VoiceSession(
         engines.asr, engines.llm, engines.tts, output, log, dialog, session_config(config, barge_in_default=True)
     )
-    device = ReplayDevice(input_path, output, recorder, paced=not fast)
+    device = ReplayDevice(input_path, output, recorder, paced=not fast, echo=echo)
     if handle_signals:
         install_stop_handlers(session.stop)
     try:
@@ -87,7 +104,6 @@ async def replay(
     return ReplayResult(out_dir, conversation, turns_path, log.finished, recorder.frames / TIMELINE_RATE)
 
 
-def run_replay(
-    input_path: Path, out_dir: Path, engines: Engines, config: Config, *, fast: bool = False, handle_signals: bool = False
-) -> ReplayResult:
-    return asyncio.run(replay(input_path, out_dir, engines, config, fast=fast, handle_signals=handle_signals))
+def run_replay(input_path: Path, out_dir: Path, engines: Engines, config: Config, **options: Any) -> ReplayResult:
+    """``replay`` on a new event loop; ``options`` as ``replay``'s."""
+    return asyncio.run(replay(input_path, out_dir, engines, config, **options))
