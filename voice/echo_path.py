@@ -35,11 +35,11 @@ class EchoPathConfig:
 
     def check(self) -> None:
         if not self.delay_ms >= 0:
-            raise EchoPathError(f"echo delay {self.delay_ms} ms: give 0 ms or more")
+            raise EchoPathError(f"echo delay {self.delay_ms:g} ms: give 0 ms or more")
         if not self.gain_db <= 0:
-            raise EchoPathError(f"echo gain {self.gain_db} dB: give 0 dB or less (the echo is never louder than the speaker)")
+            raise EchoPathError(f"echo gain {self.gain_db:g} dB: give 0 dB or less (the echo is never louder than the speaker)")
         if not self.rt60_s > 0:
-            raise EchoPathError(f"room RT60 {self.rt60_s} s: give more than 0 s")
+            raise EchoPathError(f"room RT60 {self.rt60_s:g} s: give more than 0 s")
 
 
 def room_impulse_response(rt60_s: float, sample_rate: int, seed: int = 0) -> np.ndarray:
