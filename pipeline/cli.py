@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from voxloop.models.errors import ModelError
+from voxloop.voice.echo_canceller import EchoCancellerError
+from voxloop.voice.echo_path import EchoPathConfig, EchoPathError
 from voxloop.voice.errors import AudioFileError
 
 from .assistant.session_store import SessionRecorder, SessionStore, SessionStoreError, default_db_path
@@ -40,6 +42,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--voice", help="Piper voice .onnx (its .onnx.json beside it); default: en_US-joe-medium")
     g.add_argument("--hangover-ms", type=int, help="silence that ends your turn (default 500)")
     g.add_argument("--no-barge-in", action="store_true", help="half-duplex: do not listen while the assistant speaks")
+    g.add_argument("--no-echo-cancel", action="store_true", help="do not take the assistant's voice out of the microphone (a headset needs none)")
     g.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
 
 
@@ -69,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, help="where to write (default: ./<input name>.voxloop)")
     p.add_argument("--fast", action="store_true", help="simulated clock: as fast as the engines go (timings not meaningful)")
     _add_session_flags(p)
+    echo = p.add_argument_group("simulated echo (a speaker heard by the microphone)")
+    echo.add_argument("--echo-delay-ms", type=float, help="mix the assistant's audio back into the input this late, ms (0 or more)")
+    echo.add_argument("--echo-gain-db", type=float, help="...at this level relative to the played audio, dB (0 or less; default -6)")
+    echo.add_argument("--echo-room", action="store_true", help="...through a synthetic room (RT60 0.3 s)")
     _add_model_flags(p)
 
     p = sub.add_parser(
@@ -145,6 +152,8 @@ def _settings(args: argparse.Namespace) -> Config:
         config.turns.hangover_ms = args.hangover_ms
     if args.no_barge_in:
         config.turns.barge_in = False
+    if args.no_echo_cancel:
+        config.turns.echo_cancel = False
     return config
 
 
@@ -175,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             return _doctor(args, config)
         return _chat(args, config)
-    except (ConfigError, ModelError, AudioFileError, SessionStoreError) as e:
+    except (ConfigError, ModelError, AudioFileError, SessionStoreError, EchoCancellerError, EchoPathError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         print("voxloop: stopped", file=sys.stderr)
@@ -188,6 +197,7 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
     from .engines import check_models, load_engines
     from .replay import default_out_dir, run_replay
 
+    echo = _echo_path(args)
     info = probe(args.input)  # bad input fails here, before models load or folders appear
     plan = check_models(config)
     out_dir = args.out_dir or default_out_dir(args.input)
@@ -199,7 +209,7 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
             print(f"voxloop: replaying {args.input} ({info.duration_s:.1f} s){clock}", file=sys.stderr, flush=True)
             result = run_replay(
                 args.input, out_dir, engines, config,
-                fast=args.fast, handle_signals=True, history=history, on_exchange=recorder,
+                fast=args.fast, handle_signals=True, history=history, on_exchange=recorder, echo=echo,
             )  # fmt: skip
         except BaseException:
             if created and out_dir.exists() and not any(out_dir.iterdir()):
@@ -276,6 +286,23 @@ def _export(args: argparse.Namespace) -> int:
         return _fail(f"{args.output}: cannot write the export ({e.strerror}). Give another -o FILE")
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _echo_path(args: argparse.Namespace) -> EchoPathConfig | None:
+    """The simulated echo the flags ask for (None: none), checked before anything runs."""
+    if args.echo_delay_ms is None and args.echo_gain_db is None and not args.echo_room:
+        return None
+    defaults = EchoPathConfig()
+    echo = EchoPathConfig(
+        delay_ms=defaults.delay_ms if args.echo_delay_ms is None else args.echo_delay_ms,
+        gain_db=defaults.gain_db if args.echo_gain_db is None else args.echo_gain_db,
+        room=args.echo_room,
+    )
+    try:
+        echo.check()
+    except EchoPathError as e:
+        raise EchoPathError(f"{e} (--echo-delay-ms, --echo-gain-db)") from None
+    return echo
 
 
 def _devices() -> int:

@@ -20,6 +20,7 @@ Example ``~/.config/voxloop/config.toml``::
     [turns]
     hangover_ms = 500
     barge_in = true
+    echo_cancel = true         # take the assistant's voice out of the microphone
 
     [assistant]
     persona = "cooking"        # the persona at start (default: the built-in "vox")
@@ -79,8 +80,11 @@ class DialogConfig:
 class TurnsConfig:
     hangover_ms: int = 500
     barge_in: bool | None = None
-    """None: on for replay, off for live chat until echo cancellation is in place."""
+    """None: on, except a live chat without the echo canceller (its own voice from the
+    speakers would interrupt it): that one is half-duplex."""
     vad_aggressiveness: int = 2
+    echo_cancel: bool = True
+    """Run the echo canceller on the microphone (needs the livekit package)."""
 
 
 @dataclass

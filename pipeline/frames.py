@@ -81,6 +81,9 @@ class AudioFrame(DataFrame):
     start_s: float = 0.0
     """Timeline seconds of the first sample."""
     channels: int = 1
+    reference: np.ndarray | None = None
+    """Microphone audio only: int16 speaker audio that was playing during this block (same
+    length and rate), for the echo canceller. None: nothing known to be playing."""
 
     @property
     def duration_s(self) -> float:

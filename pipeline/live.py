@@ -289,9 +289,11 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
         output,
         log,
         dialog,
-        session_config(config, barge_in_default=False),
+        session_config(config, barge_in_default=config.turns.echo_cancel),
     )
     session.on_exchange = options.on_exchange
+    if session.echo is not None:
+        device.follow_echo_delay(session.echo.set_delay_ms)
     monitor = ChatMonitor(session, device, status, reporter)
 
     def on_finish(record: TurnRecord) -> None:

@@ -2,6 +2,10 @@
 
 Writes ``conversation.wav`` (user left, assistant right, one timeline) and ``turns.jsonl``
 (one object per turn with texts, timeline positions, latency and stage timings).
+
+With an echo path (``echo=EchoPathConfig(...)``) the assistant's audio is mixed back into the
+input as a microphone in the room would hear it; conversation.wav's left channel is then what
+the microphone picked up (the user plus the echo), before echo cancellation.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from voxloop.voice.audio_file import probe
+from voxloop.voice.echo_path import EchoPathConfig
 from voxloop.voice.playback import OutputBuffer
 from voxloop.voice.recording import ConversationRecorder
 from voxloop.voice.replay_device import ReplayDevice
@@ -62,6 +67,7 @@ def session_config(config: Config, barge_in_default: bool) -> SessionConfig:
         vad_aggressiveness=turns.vad_aggressiveness,
         endpointer=EndpointerConfig(hangover_ms=turns.hangover_ms),
         max_reply_tokens=config.dialog.max_reply_tokens,
+        echo_cancel=turns.echo_cancel,
     )
 
 
@@ -75,8 +81,12 @@ async def replay(
     handle_signals: bool = False,
     history: Sequence[Exchange] = (),
     on_exchange: Callable[[Exchange], None] | None = None,
+    echo: EchoPathConfig | None = None,
 ) -> ReplayResult:
-    """``history``: a saved conversation to go on from; ``on_exchange``: called as each turn ends."""
+    """``history``: a saved conversation to go on from; ``on_exchange``: called as each turn
+    ends; ``echo``: simulate the room between speaker and microphone (None: a headset)."""
+    if echo is not None:
+        echo.check()
     probe(input_path)  # fail on a bad file before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     conversation = out_dir / "conversation.wav"
@@ -92,7 +102,7 @@ async def replay(
         engines.asr, engines.llm, engines.tts, output, log, dialog, session_config(config, barge_in_default=True)
     )
     session.on_exchange = on_exchange
-    device = ReplayDevice(input_path, output, recorder, paced=not fast)
+    device = ReplayDevice(input_path, output, recorder, paced=not fast, echo=echo)
     if handle_signals:
         install_stop_handlers(session.stop)
     try:

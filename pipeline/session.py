@@ -2,7 +2,7 @@
 
 ::
 
-    device ─► endpoint ─► asr ─► reply (llm + chunker) ─► tts ─► playback ─► output buffer ─► device
+    device ─► echo canceller ─► endpoint ─► asr ─► reply (llm + chunker) ─► tts ─► playback ─► output buffer ─► device
 
 The device (a sound card or the replay device) pushes microphone blocks in and pulls speaker
 blocks out. The session decides who has the floor. When the user's voice comes over a reply
@@ -24,12 +24,14 @@ from typing import Protocol
 
 import numpy as np
 from voxloop.models.base import ASR, LLM, TTS
+from voxloop.voice.echo_canceller import EchoCanceller, EchoCancellerConfig
 from voxloop.voice.playback import OutputBuffer, PlaybackEvent
 from voxloop.voice.vad import Endpointer, EndpointerConfig, WebRtcVad
 
 from .asr_stage import ASRStage
 from .barge_in import BargeInConfig, classify, is_echo
 from .dialog import Dialog, Exchange
+from .echo_stage import EchoCancelStage
 from .endpoint_stage import EndpointStage
 from .frames import NO_TURN, AudioFrame
 from .playback_stage import PlaybackStage
@@ -47,7 +49,7 @@ class Device(Protocol):
 
     async def run(
         self,
-        on_input: Callable[[np.ndarray, float], None],
+        on_input: Callable[[np.ndarray, float, np.ndarray | None], None],
         settle: Callable[[], Awaitable[None]] | None,
         finished: Callable[[], bool],
     ) -> None: ...
@@ -67,6 +69,10 @@ class SessionConfig:
     continuation_s: float = 2.0
     """Speech resuming this soon after the end of the user's turn continues that turn: the
     reply is cut and the two utterances are answered as one question."""
+    echo_cancel: bool = True
+    """Take the assistant's own voice out of the microphone (WebRTC AEC3, with the played
+    audio as reference) before anything listens to it."""
+    echo_canceller: EchoCancellerConfig = field(default_factory=EchoCancellerConfig)
     half_duplex_tail_ms: int = 300
     """Half-duplex: after the reply's last sample leaves the buffer, the microphone stays shut
     this long more (device output latency plus the room's echo)."""
@@ -120,6 +126,10 @@ class VoiceSession:
             TTSStage(tts),
             self.playback,
         ]
+        self.echo = EchoCancelStage(EchoCanceller(c.echo_canceller)) if c.echo_cancel else None
+        """The echo canceller's stage, if on (a live device sets its delay)."""
+        if self.echo is not None:
+            stages.insert(0, self.echo)
         self.chain = Chain(stages, turn_log, maxsize=c.queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._device: Device | None = None
@@ -136,9 +146,11 @@ class VoiceSession:
 
     # --- the device edge -----------------------------------------------------------------
 
-    def on_input(self, block: np.ndarray, at_s: float) -> None:
-        """Microphone block in (int16 mono, 16 kHz). Never waits: a full queue drops and counts."""
-        self.chain.input.put_nowait(AudioFrame(NO_TURN, block, self.endpoint.sample_rate, at_s))
+    def on_input(self, block: np.ndarray, at_s: float, reference: np.ndarray | None = None) -> None:
+        """Microphone block in (int16 mono, 16 kHz), with the speaker audio that played during
+        it. Never waits: a full queue drops and counts."""
+        rate = self.endpoint.sample_rate
+        self.chain.input.put_nowait(AudioFrame(NO_TURN, block, rate, at_s, reference=reference))
 
     async def settle(self) -> None:
         await self.chain.tracker.wait_idle()

@@ -4,6 +4,8 @@
 
     PortAudio input callback ──copy──► event loop: mono mix-down, soxr to 16 kHz, level ──► pipeline
     PortAudio output callback ◄──pull── OutputBuffer (already at the speaker's rate)
+                              ──copy──► reference ring ──► event loop: soxr to 16 kHz, paired
+                                        with each microphone block (the echo canceller's reference)
     watchdog task (4 Hz): callbacks still coming? xruns by the clock; reopen a device that died
 
 The callbacks run on PortAudio's threads and never wait on anything: the input callback copies
@@ -361,10 +363,18 @@ class _Streams:
     input_channels: int
     output_channels: int
     input_latency_s: float
+    output_latency_s: float = 0.0
     input_stream: Any = None
     output_stream: Any = None
     resampler: Any = None
+    reference: ReferenceRing | None = None
+    """What the speaker stream played, for the echo canceller."""
     opened_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def echo_delay_ms(self) -> float:
+        """From a reference block being written to its echo being captured, as PortAudio reports."""
+        return 1000 * (self.input_latency_s + self.output_latency_s)
 
     def describe(self, pipeline_rate: int, output_rate: int) -> str:
         ch = f", {self.input_channels} ch mixed to mono" if self.input_channels > 1 else ""
@@ -373,6 +383,59 @@ class _Streams:
             f"microphone {self.input_info.name} ({self.input_info.hostapi}, {self.input_rate} Hz{rs}{ch}), "
             f"speaker {self.output_info.name} ({self.output_info.hostapi}, {output_rate} Hz)"
         )
+
+
+class ReferenceRing:
+    """What the output callback wrote, handed to the event loop at the pipeline's rate.
+
+    The callback only copies into a preallocated ring and then advances a counter (one int
+    store: no lock, nothing that waits). The event loop reads what is new, resamples it to
+    the pipeline's rate and pairs it, sample for sample, with the microphone blocks. Both
+    streams run on one clock, so the backlog stays within a block or two; more than
+    ``max_backlog_s`` (a stalled microphone) drops the oldest, keeping the pairing recent.
+    """
+
+    def __init__(self, output_rate: int, pipeline_rate: int, capacity_s: float = 1.0, max_backlog_s: float = 0.2) -> None:
+        self.pipeline_rate = pipeline_rate
+        self._ring = np.zeros(int(output_rate * capacity_s), dtype=np.int16)
+        self._written = 0
+        """Samples (output rate) the callback has written in total."""
+        self._read = 0
+        self._resampler = (
+            soxr.ResampleStream(output_rate, pipeline_rate, 1, dtype="float32") if output_rate != pipeline_rate else None
+        )
+        self._pending = np.zeros(0, dtype=np.int16)
+        """Reference at the pipeline rate not yet paired with a microphone block."""
+        self._max_backlog = int(max_backlog_s * pipeline_rate)
+
+    def write(self, samples: np.ndarray) -> None:
+        """Audio thread: keep what the speaker is about to play (int16 mono)."""
+        size = len(self._ring)
+        samples = samples[-size:]
+        start = self._written % size
+        first = min(len(samples), size - start)
+        self._ring[start : start + first] = samples[:first]
+        self._ring[: len(samples) - first] = samples[first:]
+        self._written += len(samples)
+
+    def take(self, n: int) -> np.ndarray:
+        """Event loop: ``n`` samples of reference (pipeline rate) for an ``n``-sample microphone block."""
+        written, size = self._written, len(self._ring)
+        start = max(self._read, written - size)
+        if written > start:
+            idx = np.arange(start, written) % size
+            fresh = self._ring[idx]
+            if self._resampler is not None:
+                fresh = float_to_int16(self._resampler.resample_chunk(fresh.astype(np.float32) / 32768))
+            self._pending = np.concatenate([self._pending, fresh])
+        self._read = written
+        if len(self._pending) > self._max_backlog + n:
+            self._pending = self._pending[-(self._max_backlog + n) :]
+        out = self._pending[:n]
+        self._pending = self._pending[n:]
+        if len(out) < n:  # the speaker is behind: silence for what it has not played
+            out = np.concatenate([out, np.zeros(n - len(out), dtype=np.int16)])
+        return out
 
 
 class SoundDeviceDuplex:
@@ -433,8 +496,8 @@ class SoundDeviceDuplex:
         self._generation = 0
         self._stop = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
-        self._sink: Callable[[np.ndarray, float], None] | None = None
-        self._preroll: collections.deque[tuple[np.ndarray, float]] = collections.deque(
+        self._sink: Callable[[np.ndarray, float, np.ndarray | None], None] | None = None
+        self._preroll: collections.deque[tuple[np.ndarray, float, np.ndarray | None]] = collections.deque(
             maxlen=max(1, int(preroll_s * 1000 / block_ms))
         )
         self._position = 0
@@ -448,6 +511,7 @@ class SoundDeviceDuplex:
         self._out_clock = ClockXrunCounter(sample_rate)
         self._down_since: float | None = None
         self._next_retry = 0.0
+        self._on_echo_delay: Callable[[float], None] | None = None
 
     # --- public -----------------------------------------------------------------------------
 
@@ -474,14 +538,14 @@ class SoundDeviceDuplex:
 
     async def run(
         self,
-        on_input: Callable[[np.ndarray, float], None],
+        on_input: Callable[[np.ndarray, float, np.ndarray | None], None],
         settle: Callable[[], Awaitable[None]] | None,
         finished: Callable[[], bool],
     ) -> None:
         try:
             await self.start()
-            for block, at_s in self._preroll:
-                on_input(block, at_s)
+            for block, at_s, reference in self._preroll:
+                on_input(block, at_s, reference)
             self._preroll.clear()
             self._sink = on_input
             await self._stop.wait()
@@ -504,6 +568,13 @@ class SoundDeviceDuplex:
                     logger.warning("closing the audio devices failed or hung (%s); leaving them", e or "timeout")
             self._pa.close()
             self._pa = None
+
+    def follow_echo_delay(self, set_delay_ms: Callable[[float], None]) -> None:
+        """Tell ``set_delay_ms`` the devices' echo delay (input + output latency, ms) now and
+        whenever the devices are reopened."""
+        self._on_echo_delay = set_delay_ms
+        if self._streams is not None:
+            set_delay_ms(self._streams.echo_delay_ms)
 
     @property
     def timeline_s(self) -> float:
@@ -584,6 +655,8 @@ class SoundDeviceDuplex:
             # the newest microphone sample plus both devices' latencies).
             ahead = max(0.0, time_info.outputBufferDacTime - time_info.currentTime) if time_info.currentTime else 0.0
             samples = output.read(frames, at_s=self._position / self.sample_rate + streams.input_latency_s + ahead)
+            if streams.reference is not None:
+                streams.reference.write(samples)
             if outdata.shape[1] == 1:
                 outdata[:, 0] = samples
             else:
@@ -600,6 +673,7 @@ class SoundDeviceDuplex:
                 callback=input_callback,
             )
             streams.input_latency_s = float(streams.input_stream.latency)
+            streams.reference = ReferenceRing(out_rate, self.sample_rate)
             streams.output_stream = sd.OutputStream(
                 device=out_info.index,
                 samplerate=out_rate,
@@ -611,6 +685,7 @@ class SoundDeviceDuplex:
             )
             self._in_clock = ClockXrunCounter(in_rate)
             self._out_clock = ClockXrunCounter(out_rate)
+            streams.output_latency_s = float(streams.output_stream.latency)
             self._in_frames = self._out_frames = 0
             self._in_last = self._out_last = 0.0
             streams.opened_at = time.monotonic()
@@ -625,6 +700,8 @@ class SoundDeviceDuplex:
         self._streams = streams
         self.description = streams.describe(self.sample_rate, self.output_rate)
         logger.debug("streams opened (generation %d): %s", streams.generation, self.description)
+        if self._on_echo_delay is not None:
+            self._on_echo_delay(streams.echo_delay_ms)
 
     # --- the microphone, on the event loop --------------------------------------------------
 
@@ -643,11 +720,12 @@ class SoundDeviceDuplex:
         samples = float_to_int16(mono)
         at_s = self._position / self.sample_rate
         self._position += len(samples)
+        reference = streams.reference.take(len(samples)) if streams.reference is not None else None
         sink = self._sink
         if sink is None:
-            self._preroll.append((samples, at_s))
+            self._preroll.append((samples, at_s, reference))
             return
-        sink(samples, at_s)
+        sink(samples, at_s, reference)
 
     # --- the watchdog -----------------------------------------------------------------------
 

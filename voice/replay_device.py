@@ -5,6 +5,12 @@ the pipeline and pull one block of speaker audio from the output buffer. The spe
 pulled at tick k plays during block k+1 (one block of device latency, as on real hardware).
 Both go into the conversation recording on one timeline.
 
+The block playing during a microphone block is handed over with it as the echo canceller's
+reference. With an ``EchoPathConfig`` the device also simulates the room: what plays is
+delayed, attenuated (and reverberated) and added to the microphone block, clipped to int16,
+before the pipeline sees it, so the conversation's left channel is what the microphone
+picked up: the user plus the assistant's echo.
+
 Paced mode ticks at audio rate on the wall clock, like a microphone. Fast mode ticks as soon
 as the pipeline has settled (every queued frame processed), so a test replays a minute of
 audio in the time the engines need, with the same turns and content.
@@ -20,13 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from .audio_file import float_to_int16, iter_audio
+from .echo_path import EchoPath, EchoPathConfig, mix_into
 from .playback import OutputBuffer
 from .recording import ConversationRecorder
 
 logger = logging.getLogger(__name__)
 
-InputHandler = Callable[[np.ndarray, float], None]
-"""Called with an int16 mono block and the timeline seconds where it starts."""
+InputHandler = Callable[[np.ndarray, float, "np.ndarray | None"], None]
+"""Called with an int16 mono block, the timeline seconds where it starts, and the speaker
+audio that played during it (the echo canceller's reference; same length and rate)."""
 
 
 class ReplayDevice:
@@ -39,6 +47,7 @@ class ReplayDevice:
         paced: bool = True,
         block_ms: int = 20,
         max_tail_s: float = 120.0,
+        echo: EchoPathConfig | None = None,
     ) -> None:
         self.path = Path(path)
         self.output = output
@@ -47,6 +56,8 @@ class ReplayDevice:
         self.sample_rate = output.sample_rate
         self.block = self.sample_rate * block_ms // 1000
         self.max_tail_s = max_tail_s
+        self.echo = EchoPath(echo, self.sample_rate) if echo is not None else None
+        """The simulated room between the speaker and the microphone (None: no echo)."""
         self.input_exhausted = False
         self.ticks = 0
         self._stopped = False
@@ -97,10 +108,13 @@ class ReplayDevice:
                     logger.warning("replay: pipeline still busy %.0f s after the input ended; stopping", self.max_tail_s)
                     break
                 mic = silence
+            if self.echo is not None:
+                mic = mix_into(mic, self.echo.process(speaker))
             if self.recorder is not None:
                 self.recorder.write(mic, speaker)
+            playing = speaker
             speaker = self.output.read(self.block, at_s=(k + 1) * block_s)
-            on_input(mic, k * block_s)
+            on_input(mic, k * block_s, playing)
             k += 1
             self.ticks = k
         if self.recorder is not None and speaker.any():

@@ -140,6 +140,12 @@ def test_mix_down_resample_play_and_survive_an_unplug() -> None:
     pa = FakePortAudio()
     events: list[DeviceEvent] = []
     blocks: list[tuple[np.ndarray, float]] = []
+    references: list[np.ndarray] = []
+
+    def on_input(block: np.ndarray, at_s: float, reference: np.ndarray | None) -> None:
+        assert reference is not None
+        blocks.append((block, at_s))
+        references.append(reference)
     reply = (0.5 * 32767 * np.sin(2 * np.pi * 300 * np.arange(44100 // 2) / 44100)).astype(np.int16)
 
     async def main() -> SoundDeviceDuplex:
@@ -151,7 +157,7 @@ def test_mix_down_resample_play_and_survive_an_unplug() -> None:
         duplex.output = OutputBuffer(duplex.output_rate)
         duplex.output.append(1, reply, "a reply")
         duplex.output.end_turn(1)
-        running = asyncio.create_task(duplex.run(lambda b, t: blocks.append((b, t)), None, lambda: False))
+        running = asyncio.create_task(duplex.run(on_input, None, lambda: False))
         await until(lambda: sum(len(b) for b, _ in blocks) >= 16000, "a second of microphone audio")
 
         pa.unplug()
@@ -186,3 +192,12 @@ def test_mix_down_resample_play_and_survive_an_unplug() -> None:
     assert np.array_equal(played[:, 0], played[:, 1])
     offset = int(np.flatnonzero(played[:, 0])[0] - np.flatnonzero(reply)[0])
     assert np.array_equal(played[offset : offset + len(reply), 0], reply)
+
+    # Each microphone block came with what the speaker played meanwhile, at 16 kHz: the reply.
+    assert [len(r) for r in references] == [len(b) for b, _ in blocks]
+    ref = np.concatenate(references).astype(np.float32) / 32768
+    loud = np.flatnonzero(np.abs(ref) > 0.1)
+    assert 0.4 < len(loud) / 16000 < 0.6  # half a second of reply
+    tone = ref[loud[0] + 800 : loud[0] + 4800]
+    assert abs(np.argmax(np.abs(np.fft.rfft(tone))) * 16000 / len(tone) - 300) < 10
+    assert 0.45 < np.abs(tone).max() < 0.55

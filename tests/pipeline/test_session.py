@@ -68,6 +68,9 @@ def run_session(
     output = OutputBuffer(RATE)
     # One recognizer call per utterance, as these tests script them: no head start unless asked.
     config.setdefault("endpointer", EndpointerConfig(speculate_ms=0))
+    # No echo here, and the fake TTS plays a pure tone: a reference an echo canceller cannot
+    # model, under which it suppresses the whole microphone. The canceller has its own tests.
+    config.setdefault("echo_cancel", False)
     session = VoiceSession(asr, llm, tts, output, log, Dialog(), SessionConfig(**config))  # type: ignore[arg-type]
     session.on_exchange = on_exchange
     recorder = ConversationRecorder(tmp_path / "conversation.wav", RATE)

@@ -1,0 +1,57 @@
+"""Microphone audio in, the same audio without the assistant's echo out.
+
+The head of the chain: every microphone block passes through the echo canceller, with the
+speaker audio that played during it (``AudioFrame.reference``), before voice activity
+detection hears it. It runs on the event loop, not in the audio callback (about 0.1 ms per
+10 ms of audio, see docs/benchmarks.md). Blocks that are not a multiple of 10 ms (a live
+microphone resampled from 44.1 kHz) are cut into whole frames; the remainder waits for the
+next block.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from voxloop.voice.echo_canceller import EchoCanceller
+
+from .frames import AudioFrame, Frame
+from .stage import Stage
+
+logger = logging.getLogger(__name__)
+
+
+class EchoCancelStage(Stage):
+    name = "echo"
+
+    def __init__(self, canceller: EchoCanceller) -> None:
+        super().__init__()
+        self.canceller = canceller
+        self._mic = np.zeros(0, dtype=np.int16)
+        self._ref = np.zeros(0, dtype=np.int16)
+        self._start_s = 0.0
+        """Timeline seconds of the first sample waiting in ``_mic``."""
+
+    def set_delay_ms(self, ms: float) -> None:
+        """The sound card's delay from handing a reference block over to capturing its echo."""
+        self.canceller.set_delay_ms(ms)
+        logger.debug("echo canceller delay set to %d ms", self.canceller.delay_ms)
+
+    async def process(self, frame: Frame) -> None:
+        if not isinstance(frame, AudioFrame) or frame.sample_rate != self.canceller.config.sample_rate:
+            await self.push(frame)
+            return
+        ref = frame.reference if frame.reference is not None else np.zeros(len(frame.samples), dtype=np.int16)
+        if not len(self._mic):
+            self._start_s = frame.start_s
+            mic = frame.samples
+        else:
+            mic = np.concatenate([self._mic, frame.samples])
+            ref = np.concatenate([self._ref, ref])
+        whole = len(mic) - len(mic) % self.canceller.frame
+        self._mic, self._ref = mic[whole:], ref[whole:]
+        start_s = self._start_s
+        self._start_s = start_s + whole / frame.sample_rate
+        if whole:
+            cleaned = self.canceller.process(mic[:whole], ref[:whole])
+            await self.push(AudioFrame(frame.turn_id, cleaned, frame.sample_rate, start_s, frame.channels))
