@@ -81,7 +81,7 @@ class ASRStage(Stage):
         self._on_text(frame.turn_id, text, frame.provisional)
         self.ctx.log.get(frame.turn_id).user_text = text
         self.ctx.log.stage(frame.turn_id, "asr", asr_ms)
-        await self.push(TranscriptFrame(frame.turn_id, text, frame.end_s, asr_ms))
+        await self.push(TranscriptFrame(frame.turn_id, text, frame.end_s, asr_ms, frame.provisional))
 
     def close(self) -> None:
         self.runner.shutdown()

@@ -20,6 +20,11 @@ Example ``~/.config/voxloop/config.toml``::
     [turns]
     hangover_ms = 500
     barge_in = true
+
+    [assistant]                # commands answered without the LLM
+    commands = true
+    notes_db = "~/.local/state/voxloop/notes.db"
+    timezone = ""              # an IANA name ("Europe/Paris"); empty: the system's
 """
 
 from __future__ import annotations
@@ -76,11 +81,22 @@ class TurnsConfig:
 
 
 @dataclass
+class AssistantConfig:
+    commands: bool = True
+    """Answer the time, timers, sums, notes... at once, without the LLM."""
+    notes_db: str = "~/.local/state/voxloop/notes.db"
+    """The SQLite file of the user's notes (created at the first note)."""
+    timezone: str = ""
+    """IANA time zone for the time, the date and alarms; empty: the system's."""
+
+
+@dataclass
 class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     threads: ThreadsConfig = field(default_factory=ThreadsConfig)
     dialog: DialogConfig = field(default_factory=DialogConfig)
     turns: TurnsConfig = field(default_factory=TurnsConfig)
+    assistant: AssistantConfig = field(default_factory=AssistantConfig)
 
 
 def load_config(path: Path | None) -> Config:
@@ -104,7 +120,8 @@ def load_config(path: Path | None) -> Config:
             raise ConfigError(f"{path}: [{section.name}] must be a table")
         _apply(getattr(config, section.name), values, f"{path}: [{section.name}]")
     if data:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(data))}; known: models, threads, dialog, turns")
+        known = ", ".join(f.name for f in fields(config))
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(data))}; known: {known}")
     return config
 
 

@@ -39,6 +39,7 @@ from voxloop.voice.devices import (
 )
 from voxloop.voice.playback import OutputBuffer
 
+from .command_stage import commands_from_config
 from .config import Config
 from .dialog import Dialog
 from .engines import Engines, ModelPlan, load_engines
@@ -284,6 +285,7 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
         log,
         Dialog(config.dialog.system_prompt, config.dialog.max_history_chars),
         session_config(config, barge_in_default=False),
+        commands_from_config(config.assistant),
     )
     monitor = ChatMonitor(session, device, status, reporter)
 

@@ -17,6 +17,7 @@ from voxloop.voice.recording import ConversationRecorder
 from voxloop.voice.replay_device import ReplayDevice
 from voxloop.voice.vad import EndpointerConfig
 
+from .command_stage import commands_from_config
 from .config import Config
 from .dialog import Dialog
 from .engines import Engines
@@ -73,7 +74,14 @@ async def replay(
     recorder = ConversationRecorder(conversation, TIMELINE_RATE)
     dialog = Dialog(config.dialog.system_prompt, config.dialog.max_history_chars)
     session = VoiceSession(
-        engines.asr, engines.llm, engines.tts, output, log, dialog, session_config(config, barge_in_default=True)
+        engines.asr,
+        engines.llm,
+        engines.tts,
+        output,
+        log,
+        dialog,
+        session_config(config, barge_in_default=True),
+        commands_from_config(config.assistant),
     )
     device = ReplayDevice(input_path, output, recorder, paced=not fast)
     if handle_signals:

@@ -30,6 +30,9 @@ class TurnRecord:
     stages: dict[str, float] = field(default_factory=dict)
     """Milliseconds per stage: endpoint, asr, llm_first_token, first_sentence, tts_first_chunk."""
     error: str | None = None
+    command: str | None = None
+    """The command that answered this turn without the LLM ("time", "timer_set", ...), or
+    "announcement" for a turn the assistant started itself (a timer going off)."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -54,6 +57,7 @@ class TurnRecord:
             "interrupted": self.interrupted,
             "stages": {k: round(v, 1) for k, v in self.stages.items()},
             "error": self.error,
+            "command": self.command,
         }
 
 
