@@ -161,7 +161,7 @@ _TIMER_CANCEL = re.compile(
 )
 _NOTE_ADD = re.compile(
     r"^(?:(?:take|make|write|add|create|jot down)(?: me)?(?: a| an| new)? note(?: that| saying| to say| of| to self)?"
-    r"|note(?: that| to self| down)?|add to (?:my )?notes|write down(?: that)?) (?P<text>.+)$"
+    r"|note (?:that|to self|down)|add to (?:my )?notes|write down(?: that)?) (?P<text>.+)$"
 )
 _NOTE_ADD_TO = re.compile(r"^add (?P<text>.+) to (?:my |the )?notes$")
 _NOTE_READ = re.compile(
