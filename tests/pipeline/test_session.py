@@ -15,6 +15,7 @@ import soundfile as sf
 from conftest import DATA
 
 from voxloop.models.fakes import FakeASR, FakeLLM, FakeTTS
+from voxloop.pipeline.assistant.commands import Commands
 from voxloop.pipeline.dialog import Dialog
 from voxloop.pipeline.reply_stage import APOLOGY
 from voxloop.pipeline.session import SessionConfig, VoiceSession
@@ -54,13 +55,13 @@ class Run:
 
 
 def run_session(
-    tmp_path: Path, input_path: Path, asr: FakeASR, llm: FakeLLM, tts: FakeTTS, **config: object
+    tmp_path: Path, input_path: Path, asr: FakeASR, llm: FakeLLM, tts: FakeTTS, commands: Commands | None = None, **config: object
 ) -> Run:
     log = TurnLog(tmp_path / "turns.jsonl")
     output = OutputBuffer(RATE)
     # One recognizer call per utterance, as these tests script them: no head start unless asked.
     config.setdefault("endpointer", EndpointerConfig(speculate_ms=0))
-    session = VoiceSession(asr, llm, tts, output, log, Dialog(), SessionConfig(**config))  # type: ignore[arg-type]
+    session = VoiceSession(asr, llm, tts, output, log, Dialog(), SessionConfig(**config), commands)  # type: ignore[arg-type]
     recorder = ConversationRecorder(tmp_path / "conversation.wav", RATE)
     device = ReplayDevice(input_path, output, recorder, paced=False)
 
