@@ -81,16 +81,27 @@ class NotesStore:
         logger.info("note %d added", note.id)
         return note
 
+    def _exists(self) -> bool:
+        """Reads of a store never written answer at once, without creating the file (creating
+        it costs fsyncs, and a command's matching must not write)."""
+        return self._conn is not None or self.path.exists()
+
     def next_id(self) -> int:
         """The number the next note will get."""
+        if not self._exists():
+            return 1
         row = self._db().execute("SELECT seq FROM sqlite_sequence WHERE name = 'notes'").fetchone()
         return (int(row[0]) if row else 0) + 1
 
     def list(self) -> list[Note]:
+        if not self._exists():
+            return []
         rows = self._db().execute("SELECT id, text, created FROM notes ORDER BY id").fetchall()
         return [Note(*row) for row in rows]
 
     def get(self, note_id: int) -> Note | None:
+        if not self._exists():
+            return None
         row = self._db().execute("SELECT id, text, created FROM notes WHERE id = ?", (note_id,)).fetchone()
         return None if row is None else Note(*row)
 

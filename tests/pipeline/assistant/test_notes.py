@@ -13,6 +13,7 @@ from voxloop.pipeline.assistant.notes import NotesError, NotesStore
 def test_notes_are_kept_across_sessions_with_stable_numbers(tmp_path: Path) -> None:
     path = tmp_path / "state" / "notes.db"
     store = NotesStore(path)
+    assert store.list() == [] and store.next_id() == 1 and store.get(1) is None
     assert not path.exists()  # nothing written until a note is taken
     assert [store.add(t).id for t in ("buy milk", "call mum", "water plants")] == [1, 2, 3]
     assert store.delete(2)
@@ -51,4 +52,4 @@ def test_an_unusable_path_is_one_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(NotesError, match=r"file/notes.db: cannot open the notes database .*notes_db"):
-        NotesStore(blocker / "notes.db").list()
+        NotesStore(blocker / "notes.db").add("buy milk")
