@@ -61,3 +61,12 @@ def test_spoken_commands_are_answered_without_the_llm_and_a_timer_fires_mid_conv
             assert r["stages"]["command"] < 100, r
             assert "llm_first_token" not in r["stages"]
     assert (tmp_path / "state" / "notes.db").exists()
+
+
+def test_piper_speaks_faster_and_slower_at_the_rate_asked(engines: Engines) -> None:
+    def seconds(rate: float) -> float:
+        chunks = list(engines.tts.synthesize("Okay, I'll speak at this speed now.", rate=rate))
+        return sum(len(c) for c in chunks) / engines.tts.sample_rate
+
+    normal, fast, slow = seconds(1.0), seconds(1.5), seconds(0.7)
+    assert fast < normal * 0.8 and slow > normal * 1.2
