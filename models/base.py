@@ -83,8 +83,9 @@ class TTS(Protocol):
     sample_rate: int
     """Hertz of the audio ``synthesize`` yields."""
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        """Yield int16 mono chunks speaking ``text``."""
+    def synthesize(self, text: str, rate: float = 1.0) -> Iterator[np.ndarray]:
+        """Yield int16 mono chunks speaking ``text``; ``rate`` > 1 speaks faster than the voice's
+        own pace. (Callers pass ``rate`` only when it is not 1.)"""
         ...
 
     def warm_up(self) -> None: ...

@@ -96,10 +96,13 @@ class FakeTTS:
         self.sample_rate = sample_rate
         self.seconds_per_word = seconds_per_word
         self.texts: list[str] = []
+        self.rates: list[float] = []
+        """The ``rate`` of each call."""
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, rate: float = 1.0) -> Iterator[np.ndarray]:
         self.texts.append(text)
-        n = int(len(text.split()) * self.seconds_per_word * self.sample_rate)
+        self.rates.append(rate)
+        n = int(len(text.split()) * self.seconds_per_word / rate * self.sample_rate)
         t = np.arange(n) / self.sample_rate
         yield (0.3 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -46,9 +47,13 @@ class PiperTTS:
         self.voice = PiperVoice(session=session, config=voice_config)
         self.sample_rate = voice_config.sample_rate
         self._syn_config = SynthesisConfig(length_scale=c.length_scale, volume=c.volume)
+        self._length_scale = c.length_scale or voice_config.length_scale
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        for chunk in self.voice.synthesize(text, syn_config=self._syn_config):
+    def synthesize(self, text: str, rate: float = 1.0) -> Iterator[np.ndarray]:
+        config = self._syn_config
+        if rate != 1.0:
+            config = dataclasses.replace(config, length_scale=self._length_scale / rate)
+        for chunk in self.voice.synthesize(text, syn_config=config):
             yield chunk.audio_int16_array
 
     def warm_up(self) -> None:

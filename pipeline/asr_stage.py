@@ -85,7 +85,7 @@ class ASRStage(Stage):
         logger.info("turn %d: heard %r (%.0f ms)%s", frame.turn_id, text, asr_ms, " provisionally" if frame.provisional else "")
         self.ctx.log.get(frame.turn_id).user_text = text
         self.ctx.log.stage(frame.turn_id, "asr", asr_ms)
-        await self.push(TranscriptFrame(frame.turn_id, text, frame.end_s, asr_ms))
+        await self.push(TranscriptFrame(frame.turn_id, text, frame.end_s, asr_ms, frame.provisional))
 
     def close(self) -> None:
         self.runner.shutdown()

@@ -23,6 +23,9 @@ Example ``~/.config/voxloop/config.toml``::
     echo_cancel = true         # take the assistant's voice out of the microphone
 
     [assistant]
+    commands = true            # common commands answered without the LLM
+    notes_db = "~/.local/state/voxloop/notes.db"
+    timezone = ""              # an IANA name ("Europe/Paris"); empty: the system's
     persona = "cooking"        # the persona at start (default: the built-in "vox")
 
     [personas.cooking]         # see voxloop.pipeline.assistant.personas for every key
@@ -91,6 +94,12 @@ class TurnsConfig:
 class AssistantConfig:
     persona: str = DEFAULT_PERSONA_ID
     """The persona at start: the id of a ``[personas.<id>]`` table, or the built-in "vox"."""
+    commands: bool = True
+    """Answer the time, timers, sums, notes... at once, without the LLM."""
+    notes_db: str = "~/.local/state/voxloop/notes.db"
+    """The SQLite file of the user's notes (created at the first note)."""
+    timezone: str = ""
+    """IANA time zone for the time, the date and alarms; empty: the system's."""
 
 
 @dataclass

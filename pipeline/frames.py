@@ -116,6 +116,8 @@ class TranscriptFrame(DataFrame):
     end_s: float
     """Timeline seconds of the last voiced sample of the utterance."""
     asr_ms: float
+    provisional: bool = False
+    """Heard at a short pause: the turn may still be taken back if the user goes on."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from voxloop.voice.devices import (
 )
 from voxloop.voice.playback import OutputBuffer
 
+from .command_stage import commands_from_config
 from .config import Config
 from .dialog import Dialog, Exchange
 from .engines import Engines, ModelPlan, load_engines
@@ -290,6 +291,7 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
         log,
         dialog,
         session_config(config, barge_in_default=config.turns.echo_cancel),
+        commands_from_config(config.assistant),
     )
     session.on_exchange = options.on_exchange
     if session.echo is not None:

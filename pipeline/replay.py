@@ -25,6 +25,7 @@ from voxloop.voice.recording import ConversationRecorder
 from voxloop.voice.replay_device import ReplayDevice
 from voxloop.voice.vad import EndpointerConfig
 
+from .command_stage import commands_from_config
 from .config import Config
 from .dialog import Dialog, Exchange
 from .engines import Engines
@@ -99,7 +100,14 @@ async def replay(
     dialog = Dialog(config.dialog.system_prompt, config.dialog.max_history_chars)
     dialog.restore(history)
     session = VoiceSession(
-        engines.asr, engines.llm, engines.tts, output, log, dialog, session_config(config, barge_in_default=True)
+        engines.asr,
+        engines.llm,
+        engines.tts,
+        output,
+        log,
+        dialog,
+        session_config(config, barge_in_default=True),
+        commands_from_config(config.assistant),
     )
     session.on_exchange = on_exchange
     device = ReplayDevice(input_path, output, recorder, paced=not fast, echo=echo)

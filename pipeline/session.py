@@ -29,11 +29,13 @@ from voxloop.voice.playback import OutputBuffer, PlaybackEvent
 from voxloop.voice.vad import Endpointer, EndpointerConfig, WebRtcVad
 
 from .asr_stage import ASRStage
+from .assistant.commands import Commands
 from .barge_in import BargeInConfig, classify, is_echo
+from .command_stage import CommandStage
 from .dialog import Dialog, Exchange
 from .echo_stage import EchoCancelStage
 from .endpoint_stage import EndpointStage
-from .frames import NO_TURN, AudioFrame
+from .frames import NO_TURN, AudioFrame, SpeakFrame
 from .playback_stage import PlaybackStage
 from .reply_stage import ReplyStage
 from .stage import Chain
@@ -90,7 +92,9 @@ class VoiceSession:
         turn_log: TurnLog,
         dialog: Dialog | None = None,
         config: SessionConfig | None = None,
+        commands: Commands | None = None,
     ) -> None:
+        """``commands``: answer common commands without the LLM, and drive their timers."""
         self.config = c = config or SessionConfig()
         self.output = output
         self.log = turn_log
@@ -119,11 +123,20 @@ class VoiceSession:
             voice_hint_ms=c.barge.pause_on_voice_ms,
         )
         self.playback = PlaybackStage(output)
+        self.commands = commands
+        self.command_stage = CommandStage(commands, self.dialog) if commands is not None else None
+        self._timeline_s = 0.0
+        self._last_said = ""
+        self._to_announce: list[str] = []
+        if commands is not None:
+            commands.context.timers.now_s = lambda: self._timeline_s
+            commands.context.last_reply = lambda: self._last_said
         stages = [
             self.endpoint,
             ASRStage(asr, on_no_words=self._end_turn_without_reply, prefix_for=self._carried.get, on_text=self._on_text),
+            *([self.command_stage] if self.command_stage is not None else []),
             ReplyStage(llm, self.dialog, c.max_reply_tokens),
-            TTSStage(tts),
+            TTSStage(tts, self.command_stage.voice_for if self.command_stage is not None else None),
             self.playback,
         ]
         self.echo = EchoCancelStage(EchoCanceller(c.echo_canceller)) if c.echo_cancel else None
@@ -151,6 +164,29 @@ class VoiceSession:
         it. Never waits: a full queue drops and counts."""
         rate = self.endpoint.sample_rate
         self.chain.input.put_nowait(AudioFrame(NO_TURN, block, rate, at_s, reference=reference))
+        self._timeline_s = at_s
+        if self.commands is not None:
+            self._to_announce += self.commands.announcements(at_s)
+            if self._to_announce and not (self.endpoint.in_speech or self.active_turns):
+                # Timers wait for the floor: never over the user, never over a reply.
+                self.announce(self._to_announce.pop(0))
+
+    def announce(self, text: str) -> int | None:
+        """Say ``text`` now as a turn of the assistant's own (a timer going off); its turn id,
+        or None if the pipeline's input is full (try again on the next block)."""
+        turn_id = self._last_turn + 1
+        if not self.chain.input.put_nowait(SpeakFrame(turn_id, text)):
+            return None
+        self._next_turn_id()
+        record = self.log.get(turn_id)
+        record.command = "announcement"
+        record.user_end_s = self._timeline_s  # latency: from when it was due to when it is heard
+        self.active_turns.add(turn_id)
+        if not self.config.barge_in:
+            self.endpoint.muted = True
+        self.playback.confirm(turn_id)
+        logger.info("turn %d: announcing %r", turn_id, text)
+        return turn_id
 
     async def settle(self) -> None:
         await self.chain.tracker.wait_idle()
@@ -272,6 +308,8 @@ class VoiceSession:
         if not self.config.barge_in:
             self.endpoint.muted = True
         self.playback.confirm(turn_id)
+        if self.command_stage is not None:
+            self.command_stage.confirm(turn_id)
 
     def _retract(self, old: int, new: int) -> None:
         """The user went on after a pause: drop the head start, keep listening as ``new``."""
@@ -283,6 +321,8 @@ class VoiceSession:
             self.output.pause()
         else:
             self.chain.interrupt(new)
+        if self.command_stage is not None:
+            self.command_stage.retract(old)
         self._wordless.discard(old)
         self.log.rename(old, new)
         exchange = self.dialog.find(old)
@@ -351,6 +391,8 @@ class VoiceSession:
         self._carried.pop(turn_id, None)
         self.output.forget(turn_id)
         self.playback.forget(turn_id)
+        if self.command_stage is not None:
+            self.command_stage.forget(turn_id)
         self.log.finish(turn_id)
         exchange = self.dialog.find(turn_id)
         if exchange is not None and self.on_exchange is not None:
@@ -387,6 +429,7 @@ class VoiceSession:
             if exchange is not None:
                 record.assistant_text = exchange.reply
                 self._said.append((event.at_s, exchange.reply))
+            self._last_said = record.assistant_text or self._last_said
             self._finish(event.turn_id, event.at_s)
 
 

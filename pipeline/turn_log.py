@@ -32,6 +32,9 @@ class TurnRecord:
     error: str | None = None
     thinking: str = ""
     """The model's private reasoning on this turn (never spoken, never sent back to it)."""
+    command: str | None = None
+    """The command that answered this turn without the LLM ("time", "timer_set", ...), or
+    "announcement" for a turn the assistant started itself (a timer going off)."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -57,6 +60,7 @@ class TurnRecord:
             "stages": {k: round(v, 1) for k, v in self.stages.items()},
             "error": self.error,
             "thinking": self.thinking,
+            "command": self.command,
         }
 
 

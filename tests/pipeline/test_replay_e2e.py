@@ -47,7 +47,9 @@ def at(seconds: float) -> int:
 
 def test_a_recorded_question_is_heard_and_answered_on_the_right_channel(engines: Engines, tmp_path: Path) -> None:
     rec = recording("what_time_is_it.wav")
-    result = run_replay(rec.path, tmp_path / "out", engines, Config(), fast=True)
+    config = Config()
+    config.assistant.commands = False  # the LLM answers, so every stage is timed
+    result = run_replay(rec.path, tmp_path / "out", engines, config, fast=True)
 
     [turn] = result.turns
     assert wer(rec.transcript, turn.user_text) <= ASR_WER_LIMIT, turn.user_text
@@ -165,7 +167,7 @@ def test_paced_replay_runs_in_real_time_and_answers(engines: Engines, tmp_path: 
 
 
 def test_llm_url_answers_through_a_real_openai_compatible_server(server_root: str, tmp_path: Path) -> None:
-    rec = recording("what_time_is_it.wav")
+    rec = recording("turn_on_the_lamp.wav")  # not one of the commands answered without the LLM
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "voxloop.pipeline.cli", "replay", str(rec.path), "--fast", "--out-dir", str(out),
@@ -186,7 +188,7 @@ def test_an_unreachable_llm_url_is_spoken_as_an_apology_not_a_crash(engines: Eng
     from voxloop.models.openai_llm import OpenAICompatibleLLM
 
     dead = OpenAICompatibleLLM(f"http://127.0.0.1:{free_port()}/v1", model="m", timeout_s=2.0)
-    rec = recording("what_time_is_it.wav")
+    rec = recording("turn_on_the_lamp.wav")  # not a command: it goes to the LLM
     result = run_replay(rec.path, tmp_path / "out", Engines(engines.asr, dead, engines.tts, {}), Config(), fast=True)
 
     [turn] = result.turns

@@ -16,6 +16,7 @@ import soundfile as sf
 from conftest import DATA
 
 from voxloop.models.fakes import FakeASR, FakeLLM, FakeTTS
+from voxloop.pipeline.assistant.commands import Commands
 from voxloop.pipeline.assistant.session_store import SessionRecorder, SessionStore
 from voxloop.pipeline.dialog import Dialog, Exchange
 from voxloop.pipeline.reply_stage import APOLOGY
@@ -62,6 +63,7 @@ def run_session(
     llm: FakeLLM,
     tts: FakeTTS,
     on_exchange: Callable[[Exchange], None] | None = None,
+    commands: Commands | None = None,
     **config: object,
 ) -> Run:
     log = TurnLog(tmp_path / "turns.jsonl")
@@ -71,7 +73,7 @@ def run_session(
     # No echo here, and the fake TTS plays a pure tone: a reference an echo canceller cannot
     # model, under which it suppresses the whole microphone. The canceller has its own tests.
     config.setdefault("echo_cancel", False)
-    session = VoiceSession(asr, llm, tts, output, log, Dialog(), SessionConfig(**config))  # type: ignore[arg-type]
+    session = VoiceSession(asr, llm, tts, output, log, Dialog(), SessionConfig(**config), commands)  # type: ignore[arg-type]
     session.on_exchange = on_exchange
     recorder = ConversationRecorder(tmp_path / "conversation.wav", RATE)
     device = ReplayDevice(input_path, output, recorder, paced=False)

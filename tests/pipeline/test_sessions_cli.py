@@ -19,7 +19,7 @@ from voxloop.pipeline import engines as engines_module
 from voxloop.pipeline.assistant.session_store import SessionStore
 from voxloop.pipeline.engines import Engines
 
-QUESTION = recording("what_time_is_it.wav")
+QUESTION = recording("turn_on_the_lamp.wav")  # not a command: the LLM answers it
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def use_engines(monkeypatch: pytest.MonkeyPatch, make: Engines) -> None:
 
 def fake_engines(reply: str) -> tuple[Engines, FakeLLM]:
     llm = FakeLLM([reply] * 10)  # head starts may ask more than once per turn
-    return Engines(FakeASR(by_audio=lambda audio: "What time is it?"), llm, FakeTTS(), {}), llm
+    return Engines(FakeASR(by_audio=lambda audio: "Tell me about the sea."), llm, FakeTTS(), {}), llm
 
 
 def replay(out: str, *flags: str) -> int:
@@ -66,19 +66,19 @@ def test_a_resumed_replay_sends_the_saved_exchange_and_appends_to_the_same_sessi
 
     prompt = llm.prompts[-1]
     assert prompt[1:] == [
-        {"role": "user", "content": "What time is it?"},
+        {"role": "user", "content": "Tell me about the sea."},
         {"role": "assistant", "content": "It is noon."},
-        {"role": "user", "content": "What time is it?"},
+        {"role": "user", "content": "Tell me about the sea."},
     ]
     with SessionStore(home / ".local/state/voxloop/sessions.db") as store:
         [session] = store.list()
-        assert session.turns == 2 and session.title == "What time is it?"
+        assert session.turns == 2 and session.title == "Tell me about the sea."
         assert [s.reply for s in store.load(session.id)] == ["It is noon.", "Still noon."]
 
     assert cli.main(["sessions"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["SESSION", "DATE", "TURNS", "TITLE"]
-    assert out[1].startswith(session.id) and out[1].split()[3:] == ["2", "What", "time", "is", "it?"]
+    assert out[1].startswith(session.id) and out[1].split()[3:] == ["2", "Tell", "me", "about", "the", "sea."]
 
 
 def test_no_save_writes_no_session_and_the_state_dir_can_be_moved(
@@ -107,9 +107,9 @@ def test_export_writes_the_conversation_as_markdown(
 
     assert cli.main(["export", session.id[:3], "--state-dir", "state"]) == 0
     markdown = capsys.readouterr().out
-    assert markdown.startswith("# What time is it?\n")
+    assert markdown.startswith("# Tell me about the sea.\n")
     assert f"- Session: {session.id}" in markdown and "- Persona: default" in markdown
-    assert "**You:** What time is it?\n\n**Vox:** It is **noon**.\n" in markdown
+    assert "**You:** Tell me about the sea.\n\n**Vox:** It is **noon**.\n" in markdown
 
     assert cli.main(["export", "last", "--state-dir", "state", "-o", "talk.md"]) == 0
     assert (home / "talk.md").read_text(encoding="utf-8") == markdown
