@@ -228,18 +228,24 @@ class VoiceSession:
             return
         if started and self.active_turns and self.output.is_playing() and not self.output.paused:
             logger.debug("voice at %.2f s: reply paused", at_s)
-            self.output.pause()
+            self._pause()
         elif not started and self._judging is None and self.output.paused:
             logger.debug("voice faded at %.2f s: reply resumed", at_s)
             self.let_pass["noise"] += 1
             self.output.resume()
+
+    def _pause(self) -> None:
+        if not self.output.paused:
+            self.output.pause()
+            for turn_id in self.active_turns:
+                self.log.get(turn_id).pauses += 1
 
     def _on_speech_start(self, turn_id: int, at_s: float) -> None:
         if not (self.active_turns and self.config.barge_in):
             return
         if self._audible():
             # Hold the reply until the words say whether the user is taking the floor.
-            self.output.pause()
+            self._pause()
             self._judging = turn_id
             logger.info("speech over the reply at %.2f s: paused, listening", at_s)
         else:
@@ -318,7 +324,7 @@ class VoiceSession:
             # every older turn stale would kill the reply. Judge the longer utterance anew.
             self._let_pass.add(old)
             self._judging = new
-            self.output.pause()
+            self._pause()
         else:
             self.chain.interrupt(new)
         if self.command_stage is not None:

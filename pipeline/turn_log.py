@@ -27,6 +27,8 @@ class TurnRecord:
     """Timeline seconds of the first audible sample of the reply."""
     reply_end_s: float | None = None
     interrupted: bool = False
+    pauses: int = 0
+    """Times the reply was held because a voice came over it (and then resumed or cut)."""
     stages: dict[str, float] = field(default_factory=dict)
     """Milliseconds per stage: endpoint, asr, llm_first_token, first_sentence, tts_first_chunk."""
     error: str | None = None
@@ -57,6 +59,7 @@ class TurnRecord:
             "reply_end_s": r(self.reply_end_s),
             "latency_ms": None if latency is None else round(latency, 1),
             "interrupted": self.interrupted,
+            "pauses": self.pauses,
             "stages": {k: round(v, 1) for k, v in self.stages.items()},
             "error": self.error,
             "thinking": self.thinking,

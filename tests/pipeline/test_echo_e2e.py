@@ -40,6 +40,7 @@ def test_with_the_canceller_the_reply_plays_to_the_end_over_its_own_echo(
     turn = result.turns[0]
     assert normalize(turn.user_text) == normalize(question.text)
     assert not turn.interrupted
+    assert turn.pauses == 0  # never held for its own voice either
     assert turn.reply_start_s is not None and turn.reply_end_s is not None
     assert turn.reply_end_s - turn.reply_start_s > 1.5  # long enough for its echo to matter
     # The microphone (left channel) really did hear the reply: the echo was there to cancel.
@@ -48,8 +49,11 @@ def test_with_the_canceller_the_reply_plays_to_the_end_over_its_own_echo(
     assert np.sqrt(np.mean(audio[during, 0].astype(np.float64) ** 2)) > 300
 
 
-def test_without_the_canceller_the_assistant_interrupts_itself(
+def test_without_the_canceller_the_assistant_trips_over_its_own_voice(
     engines: Engines, questions: list[Question], tmp_path: Path
 ) -> None:
+    # Its words come back loud enough for the VAD: the reply is held at each of them (the words
+    # are then recognised as its own echo and it goes on), or cut. Either way it stutters.
     _, result = ask_with_echo(engines, questions, tmp_path, echo_cancel=False)
-    assert result.turns[0].interrupted, [(t.user_text, t.assistant_text) for t in result.turns]
+    first = result.turns[0]
+    assert first.interrupted or first.pauses >= 2, [(t.user_text, t.pauses) for t in result.turns]

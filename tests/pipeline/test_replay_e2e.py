@@ -103,9 +103,15 @@ def test_several_questions_are_answered_in_order_with_the_history_carried(
         assert earlier.reply_end_s is not None and later.user_start_s is not None
         assert earlier.reply_end_s <= later.user_start_s
 
-    # Each prompt carries every earlier exchange, in order, ending with the new question.
-    assert len(llm.prompts) == 3
-    for n, prompt in enumerate(llm.prompts):
+    # Each prompt carries every earlier exchange, in order, ending with the new question. (A
+    # head start taken at a pause inside a question and then retracted may have asked about its
+    # first words too; the prompt that counts is the last one for each question.)
+    final = {}
+    for prompt in llm.prompts:
+        final[prompt[-1]["content"]] = prompt
+    answered = [final[t.user_text] for t in result.turns]
+    assert len(llm.prompts) - len(answered) <= 2
+    for n, prompt in enumerate(answered):
         assert prompt[0]["role"] == "system"
         users = [m["content"] for m in prompt if m["role"] == "user"]
         assistants = [m["content"] for m in prompt if m["role"] == "assistant"]
