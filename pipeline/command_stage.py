@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-
+from collections.abc import Callable
 from pathlib import Path
 
 from .assistant.commands import CommandContext, CommandResult, Commands
@@ -27,10 +27,13 @@ logger = logging.getLogger(__name__)
 class CommandStage(Stage):
     name = "command"
 
-    def __init__(self, commands: Commands, dialog: Dialog) -> None:
+    def __init__(self, commands: Commands, dialog: Dialog, may_confirm: Callable[[int], bool] = lambda turn_id: True) -> None:
+        """``may_confirm(turn)``: the turn's words can answer a pending confirmation (the
+        session says no for words that came while the assistant was talking)."""
         super().__init__()
         self.commands = commands
         self.dialog = dialog
+        self._may_confirm = may_confirm
         self._held: dict[int, CommandResult] = {}
         """Commands of provisional turns, waiting for the turn to stand."""
         self._confirmed: set[int] = set()
@@ -44,7 +47,7 @@ class CommandStage(Stage):
             return
         started = time.perf_counter()
         try:
-            result = self.commands.handle(frame.text)
+            result = self.commands.handle(frame.text, from_user=self._may_confirm(frame.turn_id))
         except Exception as e:
             # A broken command (say, an unreadable notes file) must not cost the turn.
             logger.error("command failed on %r: %s", frame.text, e, exc_info=True)

@@ -124,7 +124,10 @@ class VoiceSession:
         )
         self.playback = PlaybackStage(output)
         self.commands = commands
-        self.command_stage = CommandStage(commands, self.dialog) if commands is not None else None
+        self._overlapped: set[int] = set()
+        """Turns whose words began while the assistant was audible: they may be its echo, so
+        they never confirm an action (they can still ask, stop, or cancel)."""
+        self.command_stage = CommandStage(commands, self.dialog, lambda t: t not in self._overlapped) if commands is not None else None
         self._timeline_s = 0.0
         self._last_said = ""
         self._to_announce: list[str] = []
@@ -267,6 +270,7 @@ class VoiceSession:
     def _drop(self, turn_id: int) -> None:
         """Not a turn to answer; its words (if any) are forgotten."""
         self._let_pass.add(turn_id)
+        self._overlapped.discard(turn_id)
         self.active_turns.discard(turn_id)
         self.playback.forget(turn_id)
         self._unmute_if_idle()
@@ -278,6 +282,7 @@ class VoiceSession:
             self._let_go(turn_id, kind)
             return False
         self._judging = None
+        self._overlapped.add(turn_id)
         logger.info("turn %d: %r takes the floor (%s)", turn_id, text, kind)
         if kind == "stop":
             self.interrupt(turn_id)  # never a continuation of the question: nothing to answer
@@ -393,6 +398,7 @@ class VoiceSession:
         self._unmute_if_idle()
 
     def _finish(self, turn_id: int, played_to_s: float | None = None) -> None:
+        self._overlapped.discard(turn_id)
         self.active_turns.discard(turn_id)
         self._carried.pop(turn_id, None)
         self.output.forget(turn_id)

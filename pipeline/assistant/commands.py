@@ -196,11 +196,13 @@ class Commands:
         ]  # fmt: skip
 
     def handle(self, text: str, from_user: bool = True) -> CommandResult | None:
-        """The command ``text`` asks for, or None (not a command: it goes to the LLM)."""
-        if not from_user:
-            return None  # only the user's own words command anything
+        """The command ``text`` asks for, or None (not a command: it goes to the LLM).
+
+        ``from_user`` False: words that may not be the user's own answer (said while the
+        assistant was still talking, so possibly its echo): they never answer a pending
+        confirmation, which stays pending."""
         gate = self.context.gate
-        decision = gate.decide(text)
+        decision = gate.decide(text, from_user)
         if decision is not None:
             # A question is waiting for a yes: this turn answers it, whatever it says.
             return CommandResult(decision.reply, "confirm" if decision.confirmed else "cancel", effect=decision.settle)

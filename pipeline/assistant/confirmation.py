@@ -71,7 +71,8 @@ class ConfirmationGate:
     @staticmethod
     def question(description: str) -> str:
         """What ``ask`` says, known before asking (a command's reply is decided before its effect runs)."""
-        return f"Do you want me to {description}? Say yes to confirm."
+        # No "yes" in the question: its echo off the speakers must never sound like the answer.
+        return f"Do you want me to {description}?"
 
     def ask(self, description: str, run: Callable[[], object], done: str = "Done.") -> str:
         """Hold ``run`` until the user's next turn; returns the question to speak.

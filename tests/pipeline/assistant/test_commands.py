@@ -106,7 +106,7 @@ def test_notes_are_added_read_and_deleted_only_after_a_yes(vox: Assistant) -> No
     vox.say("take a note: buy milk")
     vox.say("note that the meeting is at 3")
     assert vox.reply("read my notes") == "You have 2 notes. Note 1: buy milk. Note 2: the meeting is at 3."
-    assert vox.reply("delete note 2") == "Do you want me to delete note 2, the meeting is at 3? Say yes to confirm."
+    assert vox.reply("delete note 2") == "Do you want me to delete note 2, the meeting is at 3?"
     assert vox.reply("no") == "Okay, I won't."
     assert len(vox.context.notes.list()) == 2
     vox.say("delete note 2")
@@ -123,6 +123,8 @@ def test_an_echo_of_the_question_cannot_confirm(vox: Assistant) -> None:
     vox.say("delete all notes")
     assert vox.commands.handle("yes", from_user=False) is None
     assert len(vox.context.notes.list()) == 1
+    assert vox.context.gate.pending is not None  # still waiting for the user's own answer
+    assert "yes" not in vox.context.gate.question("delete all your notes").lower()
 
 
 def test_timers_are_set_listed_and_cancelled(vox: Assistant) -> None:

@@ -11,7 +11,7 @@ from voxloop.pipeline.assistant.confirmation import ConfirmationGate
 def test_a_yes_runs_the_action_once(yes: str) -> None:
     gate, ran = ConfirmationGate(), []
     assert gate.ask("delete note 2", lambda: ran.append(1), done="Deleted note 2.") == (
-        "Do you want me to delete note 2? Say yes to confirm."
+        "Do you want me to delete note 2?"
     )
     assert gate.answer(yes) == "Deleted note 2."
     assert ran == [1]
