@@ -34,6 +34,11 @@ HALLUCINATIONS = {
 }
 
 
+INTERJECTIONS = {"oh", "uh", "um", "umm", "er", "erm", "ah", "aah", "ooh", "hmm", "hm", "mm", "mmm", "mhm", "huh", "eh"}
+"""Sounds, not words: a transcript of nothing else asks nothing (Whisper also writes them for
+music and breaths)."""
+
+
 def _normalize(text: str) -> str:
     return re.sub(r"[^a-z' ]+", " ", text.lower()).strip().replace("  ", " ")
 
@@ -107,7 +112,11 @@ class FasterWhisperASR:
             if not text:
                 continue
             reason = ""
-            if seg.no_speech_prob > c.no_speech_threshold and seg.avg_logprob < c.log_prob_threshold:
+            if not any(ch.isalnum() for ch in text):
+                reason = "no words"  # "." or "..." on music and noise
+            elif set(_normalize(text).split()) <= INTERJECTIONS:
+                reason = "interjection only"
+            elif seg.no_speech_prob > c.no_speech_threshold and seg.avg_logprob < c.log_prob_threshold:
                 reason = "no speech"
             elif seg.compression_ratio > c.compression_ratio_threshold:
                 reason = "repetition"

@@ -22,15 +22,11 @@ from voxloop.voice.echo_path import EchoPathConfig, EchoPathError
 from voxloop.voice.errors import AudioFileError
 
 from .assistant.session_store import SessionRecorder, SessionStore, SessionStoreError, default_db_path
-from .config import Config, ConfigError, load_config
+from .assistant.knowledge import KnowledgeError
+from .config import DEFAULT_STATE_DIR, STATE_DIR_ENV, Config, ConfigError, load_config
 from .dialog import Exchange
 
 EXIT_USAGE = 2
-DEFAULT_STATE_DIR = "~/.local/state/voxloop"
-"""Saved sessions and chat transcripts; ``--state-dir`` or ``VOXLOOP_STATE_DIR`` elsewhere."""
-STATE_DIR_ENV = "VOXLOOP_STATE_DIR"
-PERSONA = "default"
-"""The persona a session is saved under (until personas can be chosen)."""
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -43,6 +39,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hangover-ms", type=int, help="silence that ends your turn (default 500)")
     g.add_argument("--no-barge-in", action="store_true", help="half-duplex: do not listen while the assistant speaks")
     g.add_argument("--no-echo-cancel", action="store_true", help="do not take the assistant's voice out of the microphone (a headset needs none)")
+    g.add_argument("--persona", help="the persona to start as: an id or name from [personas.*] in the config (default: [assistant] persona, or vox)")
     g.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
 
 
@@ -143,11 +140,18 @@ def _settings(args: argparse.Namespace) -> Config:
     config = load_config(getattr(args, "config", None))
     if not hasattr(args, "asr_model"):
         return config
+    if args.persona:
+        chosen = config.personas.get(args.persona) if args.persona in config.personas else config.personas.by_spoken_name(args.persona)
+        if chosen is None:
+            raise ConfigError(f"--persona {args.persona!r}: no such persona; known: {', '.join(config.personas.ids())}. Define it as [personas.<id>] in the config")
+        config.assistant.persona = chosen.id
+    persona = config.personas.get(config.assistant.persona)
     m = config.models
+    # The command line wins over the persona, and the persona over [models].
     m.asr = args.asr_model or m.asr
-    m.llm = args.llm_model or m.llm
-    m.llm_url = args.llm_url or m.llm_url
-    m.voice = args.voice or m.voice
+    m.llm = args.llm_model or persona.llm or m.llm
+    m.llm_url = args.llm_url or persona.llm_url or (None if persona.llm else m.llm_url)
+    m.voice = args.voice or persona.voice or m.voice
     if args.hangover_ms is not None:
         config.turns.hangover_ms = args.hangover_ms
     if args.no_barge_in:
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             return _doctor(args, config)
         return _chat(args, config)
-    except (ConfigError, ModelError, AudioFileError, SessionStoreError, EchoCancellerError, EchoPathError) as e:
+    except (ConfigError, ModelError, AudioFileError, SessionStoreError, EchoCancellerError, EchoPathError, KnowledgeError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         print("voxloop: stopped", file=sys.stderr)
@@ -202,7 +206,7 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
     plan = check_models(config)
     out_dir = args.out_dir or default_out_dir(args.input)
     created = not out_dir.exists()
-    with _conversation_memory(args) as (history, recorder):
+    with _conversation_memory(args, config) as (history, recorder):
         try:
             engines = load_engines(config, plan)
             clock = " on a simulated clock" if args.fast else ""
@@ -210,6 +214,7 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
             result = run_replay(
                 args.input, out_dir, engines, config,
                 fast=args.fast, handle_signals=True, history=history, on_exchange=recorder, echo=echo,
+                state_dir=_state_dir(args),
             )  # fmt: skip
         except BaseException:
             if created and out_dir.exists() and not any(out_dir.iterdir()):
@@ -239,7 +244,7 @@ def _open_store(args: argparse.Namespace, create: bool) -> SessionStore:
 
 
 @contextlib.contextmanager
-def _conversation_memory(args: argparse.Namespace) -> Iterator[tuple[list[Exchange], SessionRecorder | None]]:
+def _conversation_memory(args: argparse.Namespace, config: Config) -> Iterator[tuple[list[Exchange], SessionRecorder | None]]:
     """``--resume`` / ``--no-save``: the saved exchanges to go on from, and what saves new ones.
 
     A bad session spec or database fails here, before any model loads.
@@ -254,7 +259,8 @@ def _conversation_memory(args: argparse.Namespace) -> Iterator[tuple[list[Exchan
             session_id = store.resolve(args.resume)
             history = [saved.as_exchange() for saved in store.load(session_id)]
             print(f"voxloop: resuming session {session_id} ({len(history)} exchanges)", file=sys.stderr, flush=True)
-        yield history, None if args.no_save else SessionRecorder(store, session_id, PERSONA)
+        persona = config.personas.get(config.assistant.persona).name
+        yield history, None if args.no_save else SessionRecorder(store, session_id, persona)
 
 
 def _say_saved(recorder: SessionRecorder | None) -> None:
@@ -382,8 +388,8 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
             return _fail(f"{transcript.parent}: cannot create the transcript folder ({e}). Give --transcript FILE or --no-transcript")
     reporter = TerminalView() if view else QuietReporter() if args.quiet else PlainReporter()
     try:
-        with _conversation_memory(args) as (history, recorder):
-            options = ChatOptions(args.input_device, args.output_device, transcript, latency, history, recorder)
+        with _conversation_memory(args, config) as (history, recorder):
+            options = ChatOptions(args.input_device, args.output_device, transcript, latency, history, recorder, _state_dir(args))
             with native_stderr_to_log() if view else _nothing():
                 try:
                     result = asyncio.run(chat(config, plan, options, reporter))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .assistant.commands import CommandContext, CommandResult, Commands
 from .assistant.voice_settings import VoiceSettings
-from .config import AssistantConfig, ConfigError
+from .config import AssistantConfig, ConfigError, default_state_dir
 from .dialog import Dialog
 from .frames import Frame, SpeakFrame, TranscriptFrame
 from .stage import Stage
@@ -102,12 +102,14 @@ class CommandStage(Stage):
                 self.ctx.log.get(turn_id).error = f"command: {e}"
 
 
-def commands_from_config(config: AssistantConfig) -> Commands | None:
-    """The command layer the settings ask for (None when turned off)."""
+def commands_from_config(config: AssistantConfig, state_dir: Path | None = None) -> Commands | None:
+    """The command layer the settings ask for (None when turned off); notes default to
+    ``notes.db`` in ``state_dir`` (default: ``default_state_dir()``)."""
     if not config.commands:
         return None
+    notes = Path(config.notes_db).expanduser() if config.notes_db else (state_dir or default_state_dir()) / "notes.db"
     try:
-        context = CommandContext.create(Path(config.notes_db).expanduser(), config.timezone)
+        context = CommandContext.create(notes, config.timezone)
     except ValueError as e:
         raise ConfigError(f"[assistant] timezone: {e}") from None
     return Commands(context)

@@ -24,7 +24,7 @@ Example ``~/.config/voxloop/config.toml``::
 
     [assistant]
     commands = true            # common commands answered without the LLM
-    notes_db = "~/.local/state/voxloop/notes.db"
+    notes_db = ""              # the notes' SQLite file; empty: notes.db in the state folder
     timezone = ""              # an IANA name ("Europe/Paris"); empty: the system's
     persona = "cooking"        # the persona at start (default: the built-in "vox")
 
@@ -35,6 +35,7 @@ Example ``~/.config/voxloop/config.toml``::
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -49,6 +50,15 @@ from .assistant.personas import DEFAULT_PERSONA_ID, PersonaError, Personas, pars
 from .dialog import SPOKEN_SYSTEM_PROMPT
 
 DEFAULT_CONFIG_PATH = Path("~/.config/voxloop/config.toml").expanduser()
+DEFAULT_STATE_DIR = "~/.local/state/voxloop"
+"""Saved sessions, notes, knowledge indexes and chat transcripts: ``--state-dir`` or
+``VOXLOOP_STATE_DIR`` elsewhere."""
+STATE_DIR_ENV = "VOXLOOP_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """``$VOXLOOP_STATE_DIR``, else ``~/.local/state/voxloop``."""
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR).expanduser()
 
 
 class ConfigError(Exception):
@@ -94,10 +104,15 @@ class TurnsConfig:
 class AssistantConfig:
     persona: str = DEFAULT_PERSONA_ID
     """The persona at start: the id of a ``[personas.<id>]`` table, or the built-in "vox"."""
+    tools: bool = False
+    """Offer the built-in tools to the model (function calling). Off by default: the bundled
+    135M model calls them poorly and pays a second prompt per turn; turn on with a capable
+    model or an --llm-url server. A persona's own ``tools = [...]`` list turns them on for it."""
     commands: bool = True
     """Answer the time, timers, sums, notes... at once, without the LLM."""
-    notes_db: str = "~/.local/state/voxloop/notes.db"
-    """The SQLite file of the user's notes (created at the first note)."""
+    notes_db: str = ""
+    """The SQLite file of the user's notes (created at the first note); empty: ``notes.db``
+    in the state folder (``--state-dir``)."""
     timezone: str = ""
     """IANA time zone for the time, the date and alarms; empty: the system's."""
 

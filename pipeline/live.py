@@ -40,9 +40,10 @@ from voxloop.voice.devices import (
 from voxloop.voice.playback import OutputBuffer
 
 from .command_stage import commands_from_config
-from .config import Config
+from .config import Config, default_state_dir
 from .dialog import Dialog, Exchange
 from .engines import Engines, ModelPlan, load_engines
+from .persona_runtime import PersonaRuntime
 from .replay import session_config
 from .session import VoiceSession
 from .signals import install_stop_handlers
@@ -107,6 +108,8 @@ class ChatOptions:
     """A saved conversation to go on from (``--resume``)."""
     on_exchange: Callable[[Exchange], None] | None = None
     """Called as each turn ends, e.g. to save it (``SessionRecorder``)."""
+    state_dir: Path | None = None
+    """Notes and knowledge indexes live here (None: ``default_state_dir()``)."""
 
 
 @dataclass
@@ -283,6 +286,7 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
     log = TurnLog(options.transcript)
     dialog = Dialog(config.dialog.system_prompt, config.dialog.max_history_chars)
     dialog.restore(options.history)
+    state_dir = options.state_dir or default_state_dir()
     session = VoiceSession(
         engines.asr,
         engines.llm,
@@ -291,9 +295,12 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
         log,
         dialog,
         session_config(config, barge_in_default=config.turns.echo_cancel),
-        commands_from_config(config.assistant),
+        commands_from_config(config.assistant, state_dir),
     )
     session.on_exchange = options.on_exchange
+    persona = PersonaRuntime(config, state_dir)
+    await asyncio.to_thread(persona.open_knowledge)
+    persona.attach(session)
     if session.echo is not None:
         device.follow_echo_delay(session.echo.set_delay_ms)
     monitor = ChatMonitor(session, device, status, reporter)

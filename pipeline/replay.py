@@ -26,9 +26,10 @@ from voxloop.voice.replay_device import ReplayDevice
 from voxloop.voice.vad import EndpointerConfig
 
 from .command_stage import commands_from_config
-from .config import Config
+from .config import Config, default_state_dir
 from .dialog import Dialog, Exchange
 from .engines import Engines
+from .persona_runtime import PersonaRuntime
 from .session import SessionConfig, VoiceSession
 from .signals import install_stop_handlers
 from .turn_log import TurnLog, TurnRecord
@@ -83,9 +84,11 @@ async def replay(
     history: Sequence[Exchange] = (),
     on_exchange: Callable[[Exchange], None] | None = None,
     echo: EchoPathConfig | None = None,
+    state_dir: Path | None = None,
 ) -> ReplayResult:
     """``history``: a saved conversation to go on from; ``on_exchange``: called as each turn
-    ends; ``echo``: simulate the room between speaker and microphone (None: a headset)."""
+    ends; ``echo``: simulate the room between speaker and microphone (None: a headset);
+    ``state_dir``: where notes and knowledge indexes live (None: ``default_state_dir()``)."""
     if echo is not None:
         echo.check()
     probe(input_path)  # fail on a bad file before anything is written
@@ -99,6 +102,7 @@ async def replay(
     recorder = ConversationRecorder(conversation, TIMELINE_RATE)
     dialog = Dialog(config.dialog.system_prompt, config.dialog.max_history_chars)
     dialog.restore(history)
+    state_dir = state_dir or default_state_dir()
     session = VoiceSession(
         engines.asr,
         engines.llm,
@@ -107,9 +111,12 @@ async def replay(
         log,
         dialog,
         session_config(config, barge_in_default=True),
-        commands_from_config(config.assistant),
+        commands_from_config(config.assistant, state_dir),
     )
     session.on_exchange = on_exchange
+    persona = PersonaRuntime(config, state_dir)
+    await asyncio.to_thread(persona.open_knowledge)
+    persona.attach(session)
     device = ReplayDevice(input_path, output, recorder, paced=not fast, echo=echo)
     if handle_signals:
         install_stop_handlers(session.stop)
@@ -119,6 +126,7 @@ async def replay(
         # Keep what was recorded even when stopped early.
         recorder.close()
         log.close()
+        persona.close()
     return ReplayResult(out_dir, conversation, turns_path, log.finished, recorder.frames / TIMELINE_RATE)
 
 

@@ -79,12 +79,21 @@ class ReplyStage(Stage):
         self.dialog = dialog
         self.max_tokens = max_tokens
         self.thinking = thinking or ThinkingConfig()
+        self.knowledge: Callable[[str], str] | None = None
+        """``knowledge(question)``: reference passages for this question, already fenced as
+        data ("" for none). They go into this turn's system message only."""
         self.runner = EngineRunner("llm")
         self.tools = tools
         self.confirm = confirm
         self.spotlight = spotlight or Spotlight()
         self.tool_config = tool_config or ToolLoopConfig()
         self.tool_runner = EngineRunner("tools") if tools else None
+
+    def set_tools(self, tools: ToolRegistry | None) -> None:
+        """Offer ``tools`` from the next turn on (None or empty: plain replies)."""
+        self.tools = tools
+        if tools and self.tool_runner is None:
+            self.tool_runner = EngineRunner("tools")
 
     async def process(self, frame: Frame) -> None:
         if isinstance(frame, SpeakFrame):
@@ -155,6 +164,9 @@ class ReplyStage(Stage):
             for chunk in chunker.push(text) + chunker.flush():
                 await speak(chunk)
 
+        reference = self.knowledge(frame.text) if self.knowledge is not None else ""
+        if reference:
+            messages = _with_instruction(self._with_fence_instructions(messages), reference)
         if think:
             messages = _with_instruction(messages, self.thinking.instruction)
             await speak(self.thinking.acknowledgement)  # at once: the wait is never silent

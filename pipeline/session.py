@@ -134,12 +134,15 @@ class VoiceSession:
         if commands is not None:
             commands.context.timers.now_s = lambda: self._timeline_s
             commands.context.last_reply = lambda: self._last_said
+        self.reply = ReplyStage(llm, self.dialog, c.max_reply_tokens)
+        """The language model's stage: a persona sets its tools, knowledge and thinking."""
+        self.speech = TTSStage(tts, self.command_stage.voice_for if self.command_stage is not None else None)
         stages = [
             self.endpoint,
             ASRStage(asr, on_no_words=self._end_turn_without_reply, prefix_for=self._carried.get, on_text=self._on_text),
             *([self.command_stage] if self.command_stage is not None else []),
-            ReplyStage(llm, self.dialog, c.max_reply_tokens),
-            TTSStage(tts, self.command_stage.voice_for if self.command_stage is not None else None),
+            self.reply,
+            self.speech,
             self.playback,
         ]
         self.echo = EchoCancelStage(EchoCanceller(c.echo_canceller)) if c.echo_cancel else None

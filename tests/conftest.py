@@ -83,6 +83,12 @@ class RecordingLLM:
         self.inner.warm_up()
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notes, sessions and knowledge indexes of a test live in its own folder, never the user's."""
+    monkeypatch.setenv("VOXLOOP_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def engines() -> Engines:
     """The real default models, loaded and warmed once for the whole run."""

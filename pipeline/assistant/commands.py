@@ -75,6 +75,8 @@ class CommandContext:
     personas: Callable[[], Sequence[str]] = lambda: ()
     """Names of the assistants the user can switch to."""
     switch_persona: Callable[[str], None] = lambda name: None
+    greeting: Callable[[str], str] = lambda name: ""
+    """What the persona called ``name`` says when the user switches to it ("" for the default)."""
 
     @classmethod
     def create(
@@ -261,9 +263,8 @@ class Commands:
         for name in names:
             key = normalize(name)
             if wanted in {key, key.removesuffix(" assistant")} or (wanted.split()[0] == key.split()[0] and len(wanted) > 2):
-                return CommandResult(
-                    f"Okay, switching to the {name.removesuffix(' assistant')} assistant.", "persona", effect=lambda: self.context.switch_persona(name)
-                )
+                reply = self.context.greeting(name) or f"Okay, switching to the {name.removesuffix(' assistant')} assistant."
+                return CommandResult(reply, "persona", effect=lambda: self.context.switch_persona(name))
         if match["suffix"] and names:
             return CommandResult(f"I don't know a {wanted} assistant. I have: {', '.join(names)}.", "persona")
         return None  # "talk to me about France" is a question, not a switch

@@ -108,7 +108,7 @@ def test_export_writes_the_conversation_as_markdown(
     assert cli.main(["export", session.id[:3], "--state-dir", "state"]) == 0
     markdown = capsys.readouterr().out
     assert markdown.startswith("# Tell me about the sea.\n")
-    assert f"- Session: {session.id}" in markdown and "- Persona: default" in markdown
+    assert f"- Session: {session.id}" in markdown and "- Persona: Vox" in markdown
     assert "**You:** Tell me about the sea.\n\n**Vox:** It is **noon**.\n" in markdown
 
     assert cli.main(["export", "last", "--state-dir", "state", "-o", "talk.md"]) == 0

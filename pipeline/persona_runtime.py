@@ -1,0 +1,177 @@
+"""The persona in use, and what comes with it: its prompt, greeting, knowledge, tools and
+thinking, applied to a running voice session and switched by voice.
+
+::
+
+    config ─► PersonaRuntime ─► session.dialog.system_prompt   (its instructions)
+                             ├► session.reply.knowledge         (its files, fenced as data)
+                             ├► session.reply.tools / .confirm   (its tools; side effects ask first)
+                             └► session.reply.thinking          (think before answering, or not)
+
+"Switch to the cooking assistant" is an instant command; its effect calls ``switch``. The
+knowledge index of the new persona is brought up to date on a worker thread, so the switch
+never holds up the conversation; until it is ready, questions get no passages.
+
+Tools are offered to the model only where they help: the bundled 135M model calls them poorly
+and each turn would cost it a second prompt, so they are off unless ``[assistant] tools`` is
+on or the persona lists its tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from .assistant.arithmetic import evaluate_spoken
+from .assistant.builtin_tools import builtin_tools
+from .assistant.commands import Commands
+from .assistant.knowledge import KnowledgeError, KnowledgeIndex, knowledge_context
+from .assistant.personas import Persona
+from .assistant.spotlight import Spotlight
+from .assistant.thinking import ThinkingConfig
+from .assistant.timers import format_clock, format_duration
+from .assistant.tools import ToolRegistry
+from .config import Config
+from .session import VoiceSession
+
+logger = logging.getLogger(__name__)
+
+
+class PersonaRuntime:
+    def __init__(self, config: Config, state_dir: Path, persona_id: str | None = None) -> None:
+        self.config = config
+        self.personas = config.personas
+        self.persona: Persona = self.personas.get(persona_id or config.assistant.persona)
+        self.state_dir = state_dir
+        self.spotlight = Spotlight()
+        """One fence per session, for files and tool results alike."""
+        self.index: KnowledgeIndex | None = None
+        self._session: VoiceSession | None = None
+        self._updating: asyncio.Task[None] | None = None
+
+    # --- what the reply stage asks ------------------------------------------------------------
+
+    def reference(self, question: str) -> str:
+        """The persona's best passages for ``question``, each fenced with its file's name."""
+        index = self.index
+        if index is None or self._updating is not None and not self._updating.done():
+            return ""
+        try:
+            passages = knowledge_context(index, question)
+        except KnowledgeError as e:
+            logger.warning("knowledge search failed: %s", e)
+            return ""
+        if not passages:
+            return ""
+        fenced = "\n".join(self.spotlight.fence(p.source, p.text) for p in passages)
+        return f"Passages from the user's files that may help (quote the file name when you use one):\n{fenced}"
+
+    def tools(self, commands: Commands | None) -> ToolRegistry | None:
+        """The tools this persona offers the model, or None for none."""
+        wanted = self.persona.tools
+        if wanted is None and not self.config.assistant.tools or wanted == []:
+            return None
+        registry = self._builtin(commands)
+        return registry if wanted is None else registry.enabled(wanted)
+
+    def _builtin(self, commands: Commands | None) -> ToolRegistry:
+        def search(query: str) -> str:
+            return self.reference(query) or "Nothing in the files matches."
+
+        if commands is None:
+            return builtin_tools(search_knowledge=search if self.index is not None else None)
+        context = commands.context
+        timers, notes = context.timers, context.notes
+
+        def calculate(expression: str) -> str:
+            answer = evaluate_spoken(expression)
+            return answer.reply if answer is not None else "That is not arithmetic I can do."
+
+        def set_timer(seconds: int, label: str) -> str:
+            timer = timers.add(seconds, label)
+            return f"{timer.name()} set for {format_duration(seconds)}."
+
+        def list_timers() -> str:
+            return "; ".join(timers.describe(t) for t in timers.active()) or "No timers are running."
+
+        def cancel_timer(label: str) -> str:
+            matching = [t.id for t in timers.active() if label.lower() in t.name().lower()]
+            return f"Cancelled {len(timers.cancel(matching))} timer(s)."
+
+        def list_notes() -> str:
+            return "\n".join(f"{n.id}. {n.text}" for n in notes.list()) or "There are no notes."
+
+        def add_note(text: str) -> str:
+            return f"Saved as note {notes.add(text).id}."
+
+        def delete_note(number: int) -> str:
+            return f"Deleted note {number}." if notes.delete(number) else f"There is no note {number}."
+
+        return builtin_tools(
+            clock=lambda: format_clock(timers.now()) + ", " + timers.now().strftime("%A %d %B %Y"),
+            calculate=calculate,
+            set_timer=set_timer,
+            list_timers=list_timers,
+            cancel_timer=cancel_timer,
+            add_note=add_note,
+            list_notes=list_notes,
+            delete_note=delete_note,
+            search_knowledge=search if self.index is not None else None,
+        )
+
+    # --- the session --------------------------------------------------------------------------
+
+    def attach(self, session: VoiceSession) -> None:
+        """Make ``session`` speak as this persona, and let the user switch by voice."""
+        self._session = session
+        session.reply.knowledge = self.reference
+        session.reply.spotlight = self.spotlight
+        if session.commands is not None:
+            context = session.commands.context
+            context.personas = self.personas.names
+            context.switch_persona = self.switch
+            context.greeting = lambda name: self._greeting(name)
+            session.reply.confirm = context.gate.ask
+        self._apply()
+
+    def _greeting(self, name: str) -> str:
+        persona = self.personas.by_spoken_name(name)
+        return persona.greeting if persona is not None else ""
+
+    def open_knowledge(self) -> None:
+        """Open the persona's index and bring it up to date (blocking: call off the loop)."""
+        index = self.persona.knowledge_index(self.state_dir)
+        if index is not None:
+            report = index.update()
+            logger.info("knowledge of %s: %s", self.persona.name, report)
+        self.index = index
+
+    def switch(self, name: str) -> None:
+        """Become the persona called ``name`` (as the user said it) from the next turn on."""
+        persona = self.personas.by_spoken_name(name)
+        if persona is None or persona is self.persona:
+            return
+        logger.info("persona: %s -> %s", self.persona.name, persona.name)
+        old = self.index
+        self.persona, self.index = persona, None
+        if old is not None:
+            old.close()
+        self._apply()
+        if persona.knowledge:
+            self._updating = asyncio.get_running_loop().create_task(asyncio.to_thread(self.open_knowledge))
+
+    def _apply(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        session.dialog.system_prompt = self.persona.system_prompt
+        session.reply.thinking = ThinkingConfig(always=self.persona.think)
+        session.reply.set_tools(self.tools(session.commands))
+
+    def close(self) -> None:
+        if self._updating is not None:
+            self._updating.cancel()
+        if self.index is not None:
+            self.index.close()
+            self.index = None
