@@ -103,3 +103,20 @@ def test_a_bad_time_zone_is_one_clear_line(timezone: str) -> None:
 
     with pytest.raises(ConfigError, match="timezone: unknown time zone 'Mars/Olympus'"):
         commands_from_config(AssistantConfig(timezone=timezone))
+
+
+def test_words_said_over_the_question_never_confirm_it(tmp_path: Path) -> None:
+    # "Delete note 1" (0.5 s) makes the assistant ask (a ~2.5 s question with FakeTTS); "yes,
+    # delete it" comes over the question (so it may be the assistant's own echo): it cuts the
+    # question but confirms nothing. Only the plain "yes" said after that does.
+    commands = make_commands(tmp_path)
+    commands.context.notes.add("the meeting is at three")
+    path = make_input(tmp_path, [(0.5, "spk1_snt1.wav"), (6.0, "spk2_snt2.wav"), (11.0, "spk2_snt1.wav")], 17.0)
+    asr = FakeASR(["Delete note 1.", "Yes, delete it now.", "Yes."])
+    run = run_session(tmp_path, path, asr, FakeLLM(["Hm."]), FakeTTS(), commands=commands)
+
+    asked, over, answered = run.turns
+    assert asked.command == "note_delete" and asked.interrupted
+    assert over.user_text == "Yes, delete it now." and over.command != "confirm"
+    # Still pending after it: the user's own "yes", said after the question, settles it.
+    assert answered.command == "confirm" and commands.context.notes.list() == []
