@@ -6,6 +6,10 @@ detection hears it. It runs on the event loop, not in the audio callback (about 
 10 ms of audio, see docs/benchmarks.md). Blocks that are not a multiple of 10 ms (a live
 microphone resampled from 44.1 kHz) are cut into whole frames; the remainder waits for the
 next block.
+
+It also watches for someone talking over the assistant on the *raw* microphone
+(``voice.double_talk``), because the canceller holds the near end down at the start of double
+talk: ``on_double_talk(True, at)`` at an onset, ``(False, at)`` when it ends.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from collections.abc import Callable
+
+from voxloop.voice.double_talk import DoubleTalkDetector
 from voxloop.voice.echo_canceller import EchoCanceller
 
 from .frames import AudioFrame, Frame
@@ -24,9 +31,11 @@ logger = logging.getLogger(__name__)
 class EchoCancelStage(Stage):
     name = "echo"
 
-    def __init__(self, canceller: EchoCanceller) -> None:
+    def __init__(self, canceller: EchoCanceller, detector: DoubleTalkDetector | None = None) -> None:
         super().__init__()
         self.canceller = canceller
+        self.detector = detector or DoubleTalkDetector()
+        self.on_double_talk: Callable[[bool, float], None] = lambda started, at_s: None
         self._mic = np.zeros(0, dtype=np.int16)
         self._ref = np.zeros(0, dtype=np.int16)
         self._start_s = 0.0
@@ -53,5 +62,10 @@ class EchoCancelStage(Stage):
         start_s = self._start_s
         self._start_s = start_s + whole / frame.sample_rate
         if whole:
+            step = self.detector.frame
+            for i in range(0, whole - whole % step, step):
+                event = self.detector.push(mic[i : i + step], ref[i : i + step])
+                if event is not None:
+                    self.on_double_talk(event, start_s + (i + step) / frame.sample_rate)
             cleaned = self.canceller.process(mic[:whole], ref[:whole])
             await self.push(AudioFrame(frame.turn_id, cleaned, frame.sample_rate, start_s, frame.channels))

@@ -106,6 +106,8 @@ class VoiceSession:
         """Provisional turns in which recognition found no words (yet)."""
         self._carried: dict[int, str] = {}
         """User text of a turn cut short by the user's own continuation, to prefix the next."""
+        self._voices: set[str] = set()
+        """Detectors hearing a voice that may be someone starting to talk over the reply."""
         self._judging: int | None = None
         """The utterance that paused a playing reply and whose words are not known yet."""
         self._let_pass: set[int] = set()
@@ -149,6 +151,7 @@ class VoiceSession:
         """The echo canceller's stage, if on (a live device sets its delay)."""
         if self.echo is not None:
             stages.insert(0, self.echo)
+            self.echo.on_double_talk = lambda started, at_s: self._on_voice(started, at_s, "double talk")
         self.chain = Chain(stages, turn_log, maxsize=c.queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._device: Device | None = None
@@ -228,14 +231,21 @@ class VoiceSession:
         """Some of a current reply has been heard (as opposed to: still being prepared)."""
         return any(self.log.get(t).reply_start_s is not None for t in self.active_turns)
 
-    def _on_voice(self, started: bool, at_s: float) -> None:
-        """The first voiced frames over a playing reply pause it; if they fade, it goes on."""
+    def _on_voice(self, started: bool, at_s: float, source: str = "vad") -> None:
+        """The first voiced frames over a playing reply pause it; if they fade, it goes on.
+
+        Two sources: the voice detector behind the echo canceller, and the double-talk detector
+        on the raw microphone (quicker where the canceller holds the user's voice down)."""
         if not self.config.barge_in:
             return
-        if started and self.active_turns and self.output.is_playing() and not self.output.paused:
-            logger.debug("voice at %.2f s: reply paused", at_s)
-            self._pause()
-        elif not started and self._judging is None and self.output.paused:
+        if started:
+            self._voices.add(source)
+            if self.active_turns and self.output.is_playing() and not self.output.paused:
+                logger.debug("voice at %.2f s (%s): reply paused", at_s, source)
+                self._pause()
+            return
+        self._voices.discard(source)
+        if not self._voices and self._judging is None and self.output.paused and not self.endpoint.in_speech:
             logger.debug("voice faded at %.2f s: reply resumed", at_s)
             self.let_pass["noise"] += 1
             self.output.resume()
@@ -247,6 +257,7 @@ class VoiceSession:
                 self.log.get(turn_id).pauses += 1
 
     def _on_speech_start(self, turn_id: int, at_s: float) -> None:
+        self._voices.clear()  # speech is confirmed: from here its words decide
         if not (self.active_turns and self.config.barge_in):
             return
         if self._audible():
@@ -267,6 +278,7 @@ class VoiceSession:
         logger.info("turn %d: %s over the reply; it goes on", turn_id, kind)
         self.let_pass[kind] += 1
         self._judging = None
+        self._voices.clear()
         self._drop(turn_id)
         self.output.resume()
 

@@ -1,0 +1,71 @@
+"""Someone talking over the assistant, told from its echo on the raw microphone.
+
+Real recordings: two sentences of one speaker play as the assistant; another speaker is the
+user. The echo goes through the replay's simulated echo path (delay, gain, room).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import recording
+
+from voxloop.voice.audio_file import iter_audio
+from voxloop.voice.double_talk import DoubleTalkDetector
+from voxloop.voice.echo_path import EchoPath, EchoPathConfig
+from voxloop.voice.vad import WebRtcVad
+
+RATE = 16000
+FRAME = 160
+
+
+def speech(name: str, level_dbfs: float = -20.0) -> np.ndarray:
+    x = np.concatenate(list(iter_audio(recording(name).path, target_rate=RATE)))
+    x = x * (10 ** (level_dbfs / 20) / np.sqrt(np.mean(x**2)))
+    return (x * 32767).clip(-32768, 32767).astype(np.int16)
+
+
+FAR = np.concatenate([speech("arctic_a0024.wav"), speech("spk1_snt2.wav"), speech("ldc93s1.wav")])
+
+
+def run(echo: EchoPathConfig | None, user: np.ndarray | None = None, at_s: float = 4.0) -> tuple[list[float], float]:
+    """Onsets (seconds) the detector reports, and where the user's voice really starts."""
+    n = len(FAR) + RATE
+    played = np.zeros(n, dtype=np.int16)
+    played[: len(FAR)] = FAR
+    mic = np.zeros(n)
+    if echo is not None:
+        path = EchoPath(echo, RATE)
+        mic += np.concatenate([path.process(played[i : i + 320]) for i in range(0, n, 320)])[:n]
+    start = at_s
+    if user is not None:
+        i = int(at_s * RATE)
+        mic[i : i + len(user)] += user[: n - i]
+        vad, run_ = WebRtcVad(3), 0
+        for k in range(0, len(user) - FRAME, FRAME):
+            run_ = run_ + 1 if vad.is_speech(user[k : k + FRAME]) else 0
+            if run_ == 3:
+                start = at_s + (k - 2 * FRAME) / RATE
+                break
+    mic = mic.clip(-32768, 32767).astype(np.int16)
+    detector = DoubleTalkDetector()
+    onsets = []
+    for k in range(0, n - FRAME, FRAME):
+        if detector.push(mic[k : k + FRAME], played[k : k + FRAME]) is True:
+            onsets.append((k + FRAME) / RATE)
+    return onsets, start
+
+
+@pytest.mark.parametrize("delay_ms", [20, 120, 250])
+@pytest.mark.parametrize("gain_db", [-20, -6, -3])
+@pytest.mark.parametrize("room", [False, True])
+def test_the_assistants_echo_alone_is_never_taken_for_someone_talking(delay_ms: int, gain_db: int, room: bool) -> None:
+    onsets, _ = run(EchoPathConfig(delay_ms, gain_db, room))
+    assert onsets == []
+
+
+@pytest.mark.parametrize("echo", [None, EchoPathConfig(20, -20), EchoPathConfig(120, -20, room=True)], ids=["headset", "20ms", "room"])
+def test_a_voice_over_a_quiet_echo_is_caught_within_100_ms(echo: EchoPathConfig | None) -> None:
+    onsets, start = run(echo, speech("spk2_snt1.wav", -20.0))
+    assert onsets, "never heard the user"
+    assert start - 0.02 <= onsets[0] <= start + 0.1
