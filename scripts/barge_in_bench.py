@@ -9,7 +9,9 @@ Two experiments, each replay its own session on the real bundled models, echo ca
 
 1. **Interruptions.** A question that gets a long reply, then one of the human recordings of
    ``tests/data`` timed to start 2.5 or 3.5 s after the question (inside the reply), with the
-   reply's echo coming back at 120 ms / -6 dB through a synthetic room. Per interruption: the
+   reply's echo coming back at 120 ms / -6 dB through a synthetic room. The interrupting speech
+   is set to ``--user-dbfs`` (default -20 dBFS RMS, about the level the assistant plays at;
+   ``--as-recorded`` keeps the recordings' own, about -32 dBFS). Per interruption: the
    *stop time* (onset of the interrupting speech, its first 10 ms frame above -40 dBFS, to the
    end of the last audible 10 ms of the assistant before a silence of 300 ms, on the
    conversation.wav timeline), whether the reply is marked interrupted, and whether the
@@ -114,6 +116,8 @@ class EchoRun:
     room: bool
     replies: int
     self_interruptions: int
+    pauses: int
+    """Times a reply was held for its own echo (then resumed): a stutter, not a cut."""
     echo_turns: list[str]
 
 
@@ -125,13 +129,17 @@ def write(path: Path, parts: list[tuple[float, np.ndarray]], total_s: float) -> 
     sf.write(path, audio, RATE, subtype="PCM_16")
 
 
-def interruptions(engines: Engines, config: Config, work: Path, names: list[str], paced: bool) -> list[Interruption]:
+def interruptions(
+    engines: Engines, config: Config, work: Path, names: list[str], paced: bool, user_dbfs: float | None
+) -> list[Interruption]:
     question = say(engines, LONG_QUESTION)
     q_end = 0.5 + len(question) / RATE
     echo = EchoPathConfig(delay_ms=120, gain_db=-6, room=True)
     results = []
     for name in names:
         speech = load(DATA / name)
+        if user_dbfs is not None:
+            speech = speech * (10 ** (user_dbfs / 20) / float(np.sqrt(np.mean(speech**2))))
         for offset in (2.5, 3.5):
             at = q_end + offset
             path = work / f"int-{Path(name).stem}-{offset}.wav"
@@ -172,7 +180,8 @@ def echo_only(engines: Engines, config: Config, work: Path, quick: bool) -> list
                 result = run_replay(path, work / f"{path.stem}.out", engines, config, fast=True, echo=EchoPathConfig(delay, gain, room))
                 strangers = [t.user_text for t in result.turns[1:]]
                 selfish = sum(t.interrupted for t in result.turns) + len(strangers)
-                runs.append(EchoRun(text, delay, gain, room, len(result.turns), selfish, strangers))
+                pauses = sum(t.pauses for t in result.turns)
+                runs.append(EchoRun(text, delay, gain, room, len(result.turns), selfish, pauses, strangers))
                 logging.getLogger("bench").warning("echo %d ms %d dB room=%s: %d self-interruptions %s", delay, gain, room, selfish, strangers)
     return runs
 
@@ -186,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few inputs only (for the test of this script)")
     parser.add_argument("--paced", action="store_true", help="replay the interruptions in real time")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument(
+        "--user-dbfs", type=float, default=-20.0,
+        help="level (RMS dBFS) the interrupting speech is set to; the assistant plays at about -20 (default -20)",
+    )  # fmt: skip
+    parser.add_argument("--as-recorded", action="store_true", help="leave the interrupting speech at its recorded level (about -32 dBFS)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
@@ -197,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cut = interruptions(engines, config, work, names, args.paced)
+        cut = interruptions(engines, config, work, names, args.paced, None if args.as_recorded else args.user_dbfs)
         echo = echo_only(engines, config, work, args.quick)
     times = [r.stop_ms for r in cut if r.stop_ms is not None]
     report = {
@@ -211,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         "echo_replies": sum(r.replies for r in echo),
         "echo_runs": len(echo),
         "self_interruptions": sum(r.self_interruptions for r in echo),
+        "self_pauses": sum(r.pauses for r in echo),
+        "user_dbfs": None if args.as_recorded else args.user_dbfs,
         "clock": "paced" if args.paced else "simulated",
         "wall_s": round(time.perf_counter() - started, 1),
         "details": {"interruptions": [asdict(r) for r in cut], "echo": [asdict(r) for r in echo]},
@@ -220,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  stop time: median {report['stop_ms_median']} ms, p95 {report['stop_ms_p95']:.0f} ms, max {report['stop_ms_max']} ms"
     )
     print(f"  marked interrupted {report['marked_interrupted']}, interrupting question answered {report['answered_after']}")
-    print(f"echo only: {report['echo_runs']} replays, {report['echo_replies']} replies, {report['self_interruptions']} self-interruptions")
+    print(
+        f"echo only: {report['echo_runs']} replays, {report['echo_replies']} replies, "
+        f"{report['self_interruptions']} self-interruptions, {report['self_pauses']} pauses for its own echo"
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
