@@ -48,10 +48,24 @@ def check_models(config: Config) -> ModelPlan:
     )
 
 
-def load_engines(config: Config, plan: ModelPlan, warm: bool = True) -> Engines:
+def make_llm(config: Config, llm_path: Path | None, llm_url: str | None) -> LLM:
+    """The language model: a server at ``llm_url``, else the GGUF at ``llm_path`` (checked)."""
     from voxloop.models.llama_llm import LlamaConfig, LlamaCppLLM
     from voxloop.models.openai_llm import OpenAICompatibleLLM
+
+    if llm_url:
+        return OpenAICompatibleLLM(llm_url, model=config.models.llm_model_name)
+    assert llm_path is not None
+    return LlamaCppLLM(llm_path, LlamaConfig(n_threads=config.threads.llm))
+
+
+def make_tts(config: Config, voice: registry.VoiceFiles) -> TTS:
     from voxloop.models.piper_tts import PiperConfig, PiperTTS
+
+    return PiperTTS(voice, PiperConfig(threads=config.threads.tts))
+
+
+def load_engines(config: Config, plan: ModelPlan, warm: bool = True) -> Engines:
     from voxloop.models.whisper_asr import FasterWhisperASR, WhisperConfig
 
     t = config.threads
@@ -62,16 +76,11 @@ def load_engines(config: Config, plan: ModelPlan, warm: bool = True) -> Engines:
     load_ms["asr"] = (time.perf_counter() - started) * 1000
 
     started = time.perf_counter()
-    llm: LLM
-    if plan.llm_path is None:
-        assert plan.llm_url
-        llm = OpenAICompatibleLLM(plan.llm_url, model=config.models.llm_model_name)
-    else:
-        llm = LlamaCppLLM(plan.llm_path, LlamaConfig(n_threads=t.llm))
+    llm = make_llm(config, plan.llm_path, plan.llm_url)
     load_ms["llm"] = (time.perf_counter() - started) * 1000
 
     started = time.perf_counter()
-    tts = PiperTTS(plan.voice, PiperConfig(threads=t.tts))
+    tts = make_tts(config, plan.voice)
     load_ms["tts"] = (time.perf_counter() - started) * 1000
 
     if warm:

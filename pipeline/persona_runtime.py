@@ -10,7 +10,10 @@ thinking, applied to a running voice session and switched by voice.
 
 "Switch to the cooking assistant" is an instant command; its effect calls ``switch``. The
 knowledge index of the new persona is brought up to date on a worker thread, so the switch
-never holds up the conversation; until it is ready, questions get no passages.
+never holds up the conversation; until it is ready, questions get no passages. A persona with
+its own model or voice gets them too: a server URL at once, a GGUF file or a Piper voice once
+loaded on a worker thread (the previous one answers until then); a persona without its own
+goes back to the engines the session started with. Loaded engines are kept for the next switch.
 
 Tools are offered to the model only where they help: the bundled 135M model calls them poorly
 and each turn would cost it a second prompt, so they are off unless ``[assistant] tools`` is
@@ -23,6 +26,9 @@ import asyncio
 import logging
 from pathlib import Path
 
+from voxloop.models import registry
+from voxloop.models.base import LLM, TTS
+
 from .assistant.arithmetic import evaluate_spoken
 from .assistant.builtin_tools import builtin_tools
 from .assistant.commands import Commands
@@ -33,6 +39,7 @@ from .assistant.thinking import ThinkingConfig
 from .assistant.timers import format_clock, format_duration
 from .assistant.tools import ToolRegistry
 from .config import Config
+from .engines import make_llm, make_tts
 from .session import VoiceSession
 
 logger = logging.getLogger(__name__)
@@ -49,6 +56,9 @@ class PersonaRuntime:
         self.index: KnowledgeIndex | None = None
         self._session: VoiceSession | None = None
         self._updating: asyncio.Task[None] | None = None
+        self._engines: dict[tuple[str, str], LLM | TTS] = {}
+        """Engines loaded for personas, by (kind, model), and the session's own under ""."""
+        self._loading: set[asyncio.Task[None]] = set()
 
     # --- what the reply stage asks ------------------------------------------------------------
 
@@ -125,6 +135,8 @@ class PersonaRuntime:
     def attach(self, session: VoiceSession) -> None:
         """Make ``session`` speak as this persona, and let the user switch by voice."""
         self._session = session
+        self._engines[("llm", "")] = session.reply.llm
+        self._engines[("voice", "")] = session.speech.tts
         session.reply.knowledge = self.reference
         session.reply.spotlight = self.spotlight
         if session.commands is not None:
@@ -160,6 +172,53 @@ class PersonaRuntime:
         self._apply()
         if persona.knowledge:
             self._updating = asyncio.get_running_loop().create_task(asyncio.to_thread(self.open_knowledge))
+        self._use_engine("llm", persona.llm_url or persona.llm or "")
+        self._use_engine("voice", persona.voice or "")
+
+    def _use_engine(self, kind: str, model: str) -> None:
+        """Put the persona's model (or voice) in place: at once if loaded (or a URL), else
+        once a worker thread has loaded it, if the persona is still in use then."""
+        session = self._session
+        if session is None:
+            return
+        key = (kind, model)
+        if key not in self._engines and kind == "llm" and model.startswith(("http://", "https://")):
+            self._engines[key] = make_llm(self.config, None, model)
+        if key in self._engines:
+            self._put(kind, self._engines[key])
+            return
+        persona = self.persona
+
+        def load() -> LLM | TTS:
+            engine: LLM | TTS
+            if kind == "llm":
+                engine = make_llm(self.config, registry.resolve_llm(model), None)
+            else:
+                engine = make_tts(self.config, registry.resolve_voice(model))
+            engine.warm_up()
+            return engine
+
+        async def swap() -> None:
+            try:
+                engine = await asyncio.to_thread(load)
+            except Exception as e:  # a bad path in a persona must not end the conversation
+                logger.error("persona %s: cannot load its %s %s: %s", persona.name, kind, model, e)
+                return
+            self._engines[key] = engine
+            if self.persona is persona:
+                self._put(kind, engine)
+
+        task = asyncio.get_running_loop().create_task(swap())
+        self._loading.add(task)
+        task.add_done_callback(self._loading.discard)
+
+    def _put(self, kind: str, engine: LLM | TTS) -> None:
+        assert self._session is not None
+        if kind == "llm":
+            self._session.reply.llm = engine  # type: ignore[assignment]
+        else:
+            self._session.speech.tts = engine  # type: ignore[assignment]
+        logger.info("persona %s: %s is now %s", self.persona.name, kind, type(engine).__name__)
 
     def _apply(self) -> None:
         session = self._session
@@ -170,8 +229,9 @@ class PersonaRuntime:
         session.reply.set_tools(self.tools(session.commands))
 
     def close(self) -> None:
-        if self._updating is not None:
-            self._updating.cancel()
+        for task in [self._updating, *self._loading]:
+            if task is not None:
+                task.cancel()
         if self.index is not None:
             self.index.close()
             self.index = None

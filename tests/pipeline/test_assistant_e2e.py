@@ -166,3 +166,21 @@ def test_the_users_own_answer_decides(
     assert "do you want me to delete note number 1" in str(asked["assistant_text"]).lower()
     assert answered["command"] == ("confirm" if kept == [] else "cancel")
     assert notes_left(state_with_a_note) == kept
+
+
+def test_a_persona_with_its_own_server_answers_from_it_after_the_switch(
+    engines: Engines, tmp_path: Path, server_root: str
+) -> None:
+    # "Switch to the remote assistant": from then on a real OpenAI-compatible server on
+    # loopback answers, and the local model is no longer asked.
+    path = tmp_path / "config.toml"
+    path.write_text(f'[personas.remote]\nname = "Remote assistant"\nllm_url = "{server_root}/v1"\n')
+    config = load_config(path)
+    audio = spoken(engines, tmp_path, ["Switch to the remote assistant.", "Tell me about the sea."])
+    local = RecordingLLM(engines.llm)
+    result = run_replay(audio, tmp_path / "out", Engines(engines.asr, local, engines.tts, {}), config, fast=True, state_dir=tmp_path / "state")
+
+    switch, question = rows(result)
+    assert switch["command"] == "persona"
+    assert question["assistant_text"] and not question["error"]
+    assert not any("sea" in str(p[-1]["content"]).lower() for p in local.prompts)
