@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -32,6 +33,7 @@ from typing import NoReturn
 import numpy as np
 import pytest
 import soundfile as sf
+from voxloop.models.base import ASR
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "pulse_test_server.sh"
@@ -96,6 +98,30 @@ class PulseServer:
         if self.module_of("vspk") is None:
             self.pactl("load-module", "module-null-sink", "sink_name=vspk")
         self.pactl("set-default-sink", "vspk")
+
+    def sink_input_of(self, module: str) -> str | None:
+        """The index of the stream that ``module`` plays into a sink (None: none yet)."""
+        for block in self.pactl("list", "sink-inputs").split("Sink Input #")[1:]:
+            index, _, rest = block.partition("\n")
+            if re.search(rf"^\s*Owner Module: {module}$", rest, re.MULTILINE):
+                return index.strip()
+        return None
+
+    @contextmanager
+    def speaker_heard_by_mic(self, latency_ms: int = 60, gain_db: float = -6.0) -> Iterator[None]:
+        """Laptop speakers next to the microphone: whatever plays on ``vspk`` is mixed into
+        ``vmic`` (a module-loopback from ``vspk.monitor``), ``latency_ms`` late and ``gain_db``
+        relative to what was played, until the block ends."""
+        module = self.pactl(
+            "load-module", "module-loopback", "source=vspk.monitor", "sink=vmic", f"latency_msec={latency_ms}",
+            "source_dont_move=true", "sink_dont_move=true",
+        ).strip()  # fmt: skip
+        try:
+            wait_until(lambda: self.sink_input_of(module) is not None, 10, "the loopback's stream into vmic")
+            self.pactl("set-sink-input-volume", str(self.sink_input_of(module)), f"{gain_db:g}dB")
+            yield
+        finally:
+            self.pactl("unload-module", module)
 
     def play(self, wav: Path, sink: str = "vmic", timeout: float = 60.0) -> None:
         """Play ``wav`` into ``sink`` and return when it has been played."""
@@ -177,6 +203,15 @@ def record(pulse: PulseServer, tmp_path: Path) -> Iterator[Callable[[str], Recor
     yield start
     for rec in started:
         rec.close()
+
+
+@pytest.fixture(scope="module")
+def asr() -> ASR:
+    """The bundled speech recognizer, to check what was said on a device."""
+    from voxloop.models.registry import resolve_asr
+    from voxloop.models.whisper_asr import FasterWhisperASR
+
+    return FasterWhisperASR(resolve_asr(None))
 
 
 # --- voxloop chat as a subprocess ---------------------------------------------------------------

@@ -28,23 +28,18 @@ from pulse_rig import (
     first_above,
     last_above,
 )
-from voxloop.models.registry import resolve_asr
-from voxloop.models.whisper_asr import FasterWhisperASR
+from voxloop.models.base import ASR
 
 QUESTION = DATA / "what_time_is_it.wav"
 
 launch = pulse_rig.launch
 pulse = pulse_rig.pulse
-record = pulse_rig.record  # the fixtures, shared with the other live test modules
-
-
-@pytest.fixture(scope="module")
-def asr() -> FasterWhisperASR:
-    return FasterWhisperASR(resolve_asr(None))
+record = pulse_rig.record
+asr = pulse_rig.asr  # the fixtures, shared with the other live test modules
 
 
 def test_a_spoken_question_gets_a_spoken_answer_and_ctrl_c_ends_it(
-    pulse: PulseServer, launch: Callable[..., Chat], record: Callable[[str], Recording], asr: FasterWhisperASR
+    pulse: PulseServer, launch: Callable[..., Chat], record: Callable[[str], Recording], asr: ASR
 ) -> None:
     chat = launch("--input-device", "pulse", "--output-device", "pulse")
     ready = chat.wait_ready()
