@@ -47,6 +47,8 @@ class BargeInConfig:
     echo_tail_s: float = 0.5
     """An utterance that starts this long after a reply's audio ended cannot be its echo (a
     room's delay and reverberation are shorter): the user may well repeat its words."""
+    min_words: int = 2
+    """Words it takes (besides a stop word) to take the floor over a reply."""
     ignore_words: tuple[str, ...] = field(default=("um", "uh", "er", "ah", "oh", "so", "well", "vox", "hey"))
     """Fillers stripped before matching ("oh, okay" is a backchannel, "well, stop" a stop)."""
 
@@ -102,4 +104,8 @@ def classify(text: str, said: list[str], config: BargeInConfig) -> str:
         return "stop"
     if _phrase_only(heard, config.backchannels, config.ignore_words):
         return "backchannel"
-    return "echo" if echo else "interrupt"
+    if echo:
+        return "echo"
+    # A single word over the reply that is neither "stop" nor a nod is too little to take the
+    # floor on: most often the recognizer's guess at a leak of the assistant's own voice.
+    return "backchannel" if len([w for w in heard if w not in config.ignore_words]) < config.min_words else "interrupt"

@@ -112,7 +112,7 @@ class VoiceSession:
         """The utterance that paused a playing reply and whose words are not known yet."""
         self._let_pass: set[int] = set()
         """Utterances over a reply judged not to take the floor (or retracted while judged)."""
-        self._said: collections.deque[tuple[float, str]] = collections.deque(maxlen=4)
+        self._said: collections.deque[tuple[float, str]] = collections.deque(maxlen=8)
         """(end on the timeline, text) of the latest replies, to recognise their echo."""
         self.endpoint = EndpointStage(
             Endpointer(WebRtcVad(c.vad_aggressiveness), c.endpointer),
@@ -310,6 +310,8 @@ class VoiceSession:
         """Replies playing now, and those that ended within the echo window (of ``since_s``)."""
         said = []
         for turn_id in self.active_turns:
+            # As written and as spoken: "3:19" comes back from the room as "three nineteen".
+            said.append(self.output.spoken_text(turn_id))
             exchange = self.dialog.find(turn_id)
             if exchange is not None and exchange.reply:
                 said.append(exchange.reply)
@@ -456,6 +458,7 @@ class VoiceSession:
             if exchange is not None:
                 record.assistant_text = exchange.reply
                 self._said.append((event.at_s, exchange.reply))
+            self._said.append((event.at_s, self.output.spoken_text(event.turn_id)))
             self._last_said = record.assistant_text or self._last_said
             self._finish(event.turn_id, event.at_s)
 

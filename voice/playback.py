@@ -151,6 +151,14 @@ class OutputBuffer:
         with self._lock:
             return [PlayedSegment(s.text, s.key, s.played, len(s.samples)) for s in self._history.get(turn_id, [])]
 
+    def spoken_text(self, turn_id: int) -> str:
+        """Every sentence of ``turn_id`` handed to the buffer, as it is spoken (numbers as
+        words), played or not."""
+        texts: dict[int, str] = {}
+        for seg in self.played(turn_id):
+            texts.setdefault(seg.key, seg.text)
+        return " ".join(texts[k] for k in sorted(texts))
+
     def heard_text(self, turn_id: int) -> str:
         """The words of ``turn_id`` that reached the speaker: whole sentences played, then the
         words of the cut sentence in proportion to its audio played."""

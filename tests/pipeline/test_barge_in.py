@@ -42,10 +42,24 @@ def test_without_a_reply_to_compare_nothing_is_echo() -> None:
 
 
 def test_the_word_lists_are_configurable() -> None:
-    config = BargeInConfig(backchannels=("yeah",), stop_words=("halt",))
+    config = BargeInConfig(backchannels=("yeah",), stop_words=("halt",), min_words=1)
     assert classify("right", [REPLY], config) == "interrupt"
     assert classify("halt", [REPLY], config) == "stop"
     assert classify("stop", [REPLY], config) == "interrupt"
+
+
+def test_one_stray_word_does_not_take_the_floor() -> None:
+    # What the recognizer makes of a leak of the assistant's own voice, or a word too short
+    # to mean anything: the reply goes on.
+    assert classify("Didn't.", [REPLY], BargeInConfig()) == "backchannel"
+    assert classify("Berlin?", [REPLY], BargeInConfig()) == "backchannel"
+    assert classify("What about Berlin?", [REPLY], BargeInConfig()) == "interrupt"
+
+
+def test_numbers_come_back_as_words() -> None:
+    # The reply says "3:19"; its echo is recognised as spoken: "three nineteen".
+    said = ["It's 3:19 AM.", "It's three nineteen AM."]
+    assert classify("Three nineteen.", said, BargeInConfig()) == "echo"
 
 
 def test_one_or_two_words_mean_what_they_say_even_if_the_reply_holds_them() -> None:
