@@ -24,7 +24,7 @@ from voxloop.voice.vad import (
     SpeechStart,
 )
 
-from .frames import AudioFrame, Frame, UtteranceFrame
+from .frames import AudioFrame, Frame, RawAudioFrame, UtteranceFrame
 from .stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,9 @@ class EndpointStage(Stage):
         return self._turn_id if self.endpointer.in_speech else None
 
     async def process(self, frame: Frame) -> None:
+        if isinstance(frame, RawAudioFrame):
+            self._replace(frame)
+            return
         if not isinstance(frame, AudioFrame):
             await self.push(frame)
             return
@@ -108,6 +111,21 @@ class EndpointStage(Stage):
             for event in self.endpointer.push(chunk, at_s):
                 await self._handle(event)
             self._hint_voice(at_s + n / self.sample_rate)
+
+    def _replace(self, frame: RawAudioFrame) -> None:
+        """The audio already heard since ``frame.start_s``, as it was before the echo canceller."""
+        n = self.endpointer.frame_samples
+        end_s = self._pending_start_s  # where the frames pushed so far end
+        frames = []
+        k = 1
+        while True:
+            offset = round((end_s - k * n / self.sample_rate - frame.start_s) * self.sample_rate)
+            if offset < 0 or offset + n > len(frame.samples):
+                break
+            frames.insert(0, frame.samples[offset : offset + n])
+            k += 1
+        replaced = self.endpointer.replace_audio(frames)
+        logger.debug("double talk: %d ms of audio restored from before the echo canceller", replaced * n * 1000 // self.sample_rate)
 
     def _hint_voice(self, at_s: float) -> None:
         voiced = self.endpointer.onset_voiced_ms

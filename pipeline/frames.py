@@ -91,6 +91,13 @@ class AudioFrame(DataFrame):
 
 
 @dataclass(frozen=True, eq=False)
+class RawAudioFrame(AudioFrame):
+    """Microphone audio already sent on (cleaned) from ``start_s``, as it was before the echo
+    canceller: at an onset of double talk it replaces what the canceller held down, so the
+    words that started over the assistant are heard from the first."""
+
+
+@dataclass(frozen=True, eq=False)
 class UtteranceFrame(DataFrame):
     """One user utterance, cut by the endpointer, ready for recognition."""
 

@@ -9,10 +9,11 @@ Two experiments, each replay its own session on the real bundled models, echo ca
 
 1. **Interruptions.** A question that gets a long reply, then one of the human recordings of
    ``tests/data`` timed to start 2.5 or 3.5 s after the question (inside the reply), with the
-   reply's echo coming back at 120 ms / -6 dB through a synthetic room. The interrupting speech
+   reply's echo coming back at 120 ms / -6 dB through a synthetic room (``--headset``: no echo).
+   The interrupting speech
    is set to ``--user-dbfs`` (default -20 dBFS RMS, about the level the assistant plays at;
    ``--as-recorded`` keeps the recordings' own, about -32 dBFS). Per interruption: the
-   *stop time* (onset of the interrupting speech, its first 10 ms frame above -40 dBFS, to the
+   *stop time* (onset of the interrupting voice, as WebRTC's VAD finds it in the recording, to the
    end of the last audible 10 ms of the assistant before a silence of 300 ms, on the
    conversation.wav timeline), whether the reply is marked interrupted, and whether the
    interrupting question was then heard and answered.
@@ -48,6 +49,7 @@ from voxloop.pipeline.engines import Engines, check_models, load_engines
 from voxloop.pipeline.replay import run_replay
 from voxloop.voice.audio_file import iter_audio
 from voxloop.voice.echo_path import EchoPathConfig
+from voxloop.voice.vad import WebRtcVad
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -76,8 +78,18 @@ def frame_dbfs(x: np.ndarray) -> np.ndarray:
 
 
 def onset_s(x: np.ndarray) -> float:
-    loud = np.flatnonzero(frame_dbfs(x) > LOUD_DBFS)
-    return float(loud[0]) * FRAME / RATE if len(loud) else 0.0
+    """Where the voice starts: the first of three 10 ms frames in a row that WebRTC's VAD
+    (most aggressive) calls speech, and above -40 dBFS (a recording's own noise is not it)."""
+    vad = WebRtcVad(3)
+    pcm = (np.clip(x, -1, 1) * 32767).astype(np.int16)
+    levels = frame_dbfs(x)
+    run = 0
+    for i in range(len(levels)):
+        voiced = levels[i] > LOUD_DBFS and vad.is_speech(pcm[i * FRAME : (i + 1) * FRAME])
+        run = run + 1 if voiced else 0
+        if run == 3:
+            return (i - 2) * FRAME / RATE
+    return 0.0
 
 
 def stop_ms(assistant: np.ndarray, onset: float, quiet_s: float = 0.3) -> float | None:
@@ -130,11 +142,11 @@ def write(path: Path, parts: list[tuple[float, np.ndarray]], total_s: float) -> 
 
 
 def interruptions(
-    engines: Engines, config: Config, work: Path, names: list[str], paced: bool, user_dbfs: float | None
+    engines: Engines, config: Config, work: Path, names: list[str], paced: bool, user_dbfs: float | None, headset: bool
 ) -> list[Interruption]:
     question = say(engines, LONG_QUESTION)
     q_end = 0.5 + len(question) / RATE
-    echo = EchoPathConfig(delay_ms=120, gain_db=-6, room=True)
+    echo = None if headset else EchoPathConfig(delay_ms=120, gain_db=-6, room=True)
     results = []
     for name in names:
         speech = load(DATA / name)
@@ -200,10 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         help="level (RMS dBFS) the interrupting speech is set to; the assistant plays at about -20 (default -20)",
     )  # fmt: skip
     parser.add_argument("--as-recorded", action="store_true", help="leave the interrupting speech at its recorded level (about -32 dBFS)")
+    parser.add_argument("--no-echo-cancel", action="store_true", help="the same without the echo canceller (a baseline)")
+    parser.add_argument("--headset", action="store_true", help="interruptions with no echo at all (headphones)")
+    parser.add_argument("--skip-interruptions", action="store_true", help="only the echo-only grid")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
     config = Config()
+    config.turns.echo_cancel = not args.no_echo_cancel
     engines = load_engines(config, check_models(config))
     with open(DATA / "speech.tsv", encoding="utf-8") as f:
         names = [row["file"] for row in csv.DictReader(f, delimiter="\t")]
@@ -211,14 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cut = interruptions(engines, config, work, names, args.paced, None if args.as_recorded else args.user_dbfs)
+        level = None if args.as_recorded else args.user_dbfs
+        cut = [] if args.skip_interruptions else interruptions(engines, config, work, names, args.paced, level, args.headset)
         echo = echo_only(engines, config, work, args.quick)
     times = [r.stop_ms for r in cut if r.stop_ms is not None]
     report = {
         "interruptions": len(cut),
         "during_reply": len(times),
         "stop_ms_median": statistics.median(times) if times else None,
-        "stop_ms_p95": percentile(times, 95),
+        "stop_ms_p95": percentile(times, 95) if times else None,
         "stop_ms_max": max(times) if times else None,
         "marked_interrupted": sum(r.interrupted for r in cut if r.stop_ms is not None),
         "answered_after": sum(r.answered for r in cut if r.stop_ms is not None),
@@ -228,13 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         "self_pauses": sum(r.pauses for r in echo),
         "user_dbfs": None if args.as_recorded else args.user_dbfs,
         "clock": "paced" if args.paced else "simulated",
+        "echo_cancel": not args.no_echo_cancel,
+        "headset": args.headset,
         "wall_s": round(time.perf_counter() - started, 1),
         "details": {"interruptions": [asdict(r) for r in cut], "echo": [asdict(r) for r in echo]},
     }
     print(f"interruptions: {report['interruptions']} ({report['during_reply']} during a reply), clock {report['clock']}")
-    print(
-        f"  stop time: median {report['stop_ms_median']} ms, p95 {report['stop_ms_p95']:.0f} ms, max {report['stop_ms_max']} ms"
-    )
+    print(f"  stop time: median {report['stop_ms_median']} ms, p95 {report['stop_ms_p95']} ms, max {report['stop_ms_max']} ms")
     print(f"  marked interrupted {report['marked_interrupted']}, interrupting question answered {report['answered_after']}")
     print(
         f"echo only: {report['echo_runs']} replays, {report['echo_replies']} replies, "

@@ -227,6 +227,16 @@ class Endpointer:
         self._reset()
         return event
 
+    def replace_audio(self, frames: list[np.ndarray]) -> int:
+        """Swap the audio of the latest ``frames`` kept (oldest first, each ``frame_samples``
+        long, ending with the last frame pushed) for other audio of the same moments; the
+        voice decisions stand. How many were replaced."""
+        held = self._frames if self.in_speech else self._recent
+        n = min(len(frames), len(held))
+        for k in range(1, n + 1):
+            held[len(held) - k] = frames[len(frames) - k]
+        return n
+
     @property
     def onset_voiced_ms(self) -> int:
         """Voiced time in the start window while no speech is confirmed (0 in speech): an

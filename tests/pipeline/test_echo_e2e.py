@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 from conftest import Question, concat_with_pauses, normalize
 
 from voxloop.pipeline.config import Config
@@ -57,3 +58,34 @@ def test_without_the_canceller_the_assistant_trips_over_its_own_voice(
     _, result = ask_with_echo(engines, questions, tmp_path, echo_cancel=False)
     first = result.turns[0]
     assert first.interrupted or first.pauses >= 2, [(t.user_text, t.pauses) for t in result.turns]
+
+
+@pytest.mark.parametrize("echo", [None, EchoPathConfig(delay_ms=120, gain_db=-6, room=True)], ids=["headset", "speakers"])
+def test_a_question_over_the_reply_stops_it_and_is_heard_from_its_first_word(
+    engines: Engines, tmp_path: Path, echo: EchoPathConfig | None
+) -> None:
+    # The echo canceller holds a voice down for a while when it starts over the assistant's;
+    # what it held down is restored from the raw microphone, so the first word survives.
+    from conftest import recording, wer
+
+    from voxloop.voice.audio_file import iter_audio
+
+    story = np.concatenate(list(engines.tts.synthesize("Tell me a long story about a brave little dragon.")))
+    first = soxr.resample(story.astype(np.float32) / 32768, engines.tts.sample_rate, 16000)
+    over = recording("spk2_snt1.wav")  # "we are sure that one war is enough"
+    second = np.concatenate(list(iter_audio(over.path, target_rate=16000)))
+    second *= 10 ** (-20 / 20) / np.sqrt(np.mean(second**2))  # about as loud as the assistant
+    at = 0.5 + len(first) / 16000 + 2.5  # past the 2 s in which it would continue the question
+    audio = np.zeros(int((at + len(second) / 16000 + 6) * 16000), dtype=np.float32)
+    audio[8000 : 8000 + len(first)] = first
+    audio[int(at * 16000) : int(at * 16000) + len(second)] = second
+    path = tmp_path / "over.wav"
+    sf.write(path, audio, 16000, subtype="PCM_16")
+
+    result = run_replay(path, tmp_path / "out", engines, Config(), fast=True, echo=echo)
+    cut = result.turns[0]
+    assert cut.reply_start_s is not None and cut.reply_start_s < at
+    assert cut.interrupted, (cut.assistant_text, cut.reply_end_s, at)
+    heard = [t for t in result.turns[1:] if t.user_start_s is not None and t.user_start_s >= at - 0.5]
+    assert heard and wer(over.transcript, heard[0].user_text) <= 0.25, [t.user_text for t in result.turns]
+    assert heard[0].user_text.lower().startswith("we")

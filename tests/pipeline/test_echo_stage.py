@@ -29,3 +29,32 @@ def test_blocks_of_odd_length_come_out_as_whole_frames_without_a_gap() -> None:
     ends = [f.start_s + f.duration_s for f in audio]
     assert [f.start_s for f in audio[1:]] == ends[:-1]
     assert audio[0].start_s == 0.0
+
+
+def test_at_a_voice_over_the_playback_the_raw_microphone_goes_on_and_what_was_held_down_goes_again() -> None:
+    # 2 s of "assistant" (a recording) playing with no echo, then a user's voice over it: the
+    # canceller holds that voice down; from the onset the stage sends the raw microphone, and
+    # first the last 400 ms already sent, raw.
+    from conftest import recording
+
+    from voxloop.pipeline.frames import RawAudioFrame
+    from voxloop.voice.audio_file import float_to_int16, iter_audio
+
+    played = float_to_int16(np.concatenate(list(iter_audio(recording("arctic_a0024.wav").path, target_rate=RATE))) * 4)
+    user = float_to_int16(np.concatenate(list(iter_audio(recording("spk2_snt1.wav").path, target_rate=RATE))) * 4)
+    mic = np.zeros(len(played), dtype=np.int16)
+    at = 2 * RATE
+    mic[at : at + len(user)] = user[: len(mic) - at]
+    frames = [
+        AudioFrame(NO_TURN, mic[i : i + 320], RATE, i / RATE, reference=played[i : i + 320]) for i in range(0, len(mic) - 320, 320)
+    ]
+    stage = EchoCancelStage(EchoCanceller())
+    onsets: list[float] = []
+    stage.on_double_talk = lambda started, at_s: onsets.append(at_s) if started else None
+    out = asyncio.run(run_stage(stage, frames))
+
+    assert onsets and 2.0 <= onsets[0] <= 2.1
+    restored = next(f for f in out if isinstance(f, RawAudioFrame))
+    assert restored.start_s >= onsets[0] - 0.45 and np.array_equal(restored.samples, mic[int(restored.start_s * RATE) : int(restored.start_s * RATE) + len(restored.samples)])
+    after = [f for f in out if type(f) is AudioFrame and f.start_s >= onsets[0]][:5]
+    assert all(np.array_equal(f.samples, mic[int(f.start_s * RATE) : int(f.start_s * RATE) + len(f.samples)]) for f in after)

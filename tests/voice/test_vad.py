@@ -323,3 +323,15 @@ def test_set_hangover_ends_the_current_utterance_sooner_then_resets() -> None:
     assert len(ends) == 2
     assert ends[0].endpoint_ms == pytest.approx(200, abs=FRAME_MS)
     assert ends[1].endpoint_ms == pytest.approx(600, abs=FRAME_MS)
+
+
+def test_the_audio_of_the_latest_frames_can_be_swapped_for_the_same_moments_from_elsewhere() -> None:
+    from voxloop.voice.vad import Endpointer, WebRtcVad
+
+    endpointer = Endpointer(WebRtcVad())
+    quiet = [np.full(320, 1, dtype=np.int16) * k for k in range(5)]
+    for k, frame in enumerate(quiet):
+        endpointer.push(frame, k * 0.02)
+    other = [np.full(320, 7, dtype=np.int16), np.full(320, 9, dtype=np.int16)]
+    assert endpointer.replace_audio(other) == 2
+    assert [int(f[0]) for f in endpointer._recent][-3:] == [2, 7, 9]
