@@ -50,6 +50,7 @@ class EchoCancelStage(Stage):
     def set_delay_ms(self, ms: float) -> None:
         """The sound card's delay from handing a reference block over to capturing its echo."""
         self.canceller.set_delay_ms(ms)
+        self.detector.set_delay_ms(ms)
         logger.debug("echo canceller delay set to %d ms", self.canceller.delay_ms)
 
     async def process(self, frame: Frame) -> None:

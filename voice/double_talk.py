@@ -31,7 +31,8 @@ class DoubleTalkConfig:
     sample_rate: int = 16000
     frame_ms: int = 10
     window_ms: int = 400
-    """How far back the loudest played frame is looked for: echo delay plus the room's tail."""
+    """How far back the loudest played frame is looked for: the room's delay and tail. The
+    sound card's own delay (``set_delay_ms``) comes on top."""
     margin_db: float = 6.0
     """How much more than the echo the microphone must carry to be someone talking."""
     onset_frames: int = 3
@@ -63,6 +64,12 @@ class DoubleTalkDetector:
         self._quiet = 0
         self.active = False
         """Someone is talking over the played audio now."""
+
+    def set_delay_ms(self, ms: float) -> None:
+        """The sound card's delay from playing to capturing: the echo comes that much later."""
+        c = self.config
+        frames = max(1, int((max(0.0, ms) + c.window_ms) // c.frame_ms))
+        self._far = collections.deque(self._far, maxlen=frames)
 
     @property
     def erl_db(self) -> float:
