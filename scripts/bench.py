@@ -605,6 +605,9 @@ def build_inputs(args: argparse.Namespace, engines: Engines, work: Path) -> list
 def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = [round(x, 2) for x in os.getloadavg()]
     config = load_config(args.config) if args.config else Config()
+    # What is measured is the streaming path through the language model; "what time is it"
+    # would otherwise be answered by an instant command (measured apart: docs/benchmarks.md).
+    config.assistant.commands = args.commands
     plan = check_models(config)
     t = config.threads
     print(f"threads: asr {t.asr}, llm {t.llm}, tts {t.tts}; load average {load_before}")
@@ -725,6 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         help="one question per file (default: the built-in set)",
     )
     parser.add_argument("--quick", action="store_true", help="3 inputs, shorter idle run: a smoke run")
+    parser.add_argument("--commands", action="store_true", help="let instant commands answer what they can (off: every turn goes to the LLM)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     parser.add_argument(
         "--plot",

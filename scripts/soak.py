@@ -584,6 +584,7 @@ def run_soak(
 
     config = Config()
     config.dialog.max_reply_tokens = MAX_REPLY_TOKENS
+    config.assistant.commands = False  # every turn through the language model, as before commands existed
     llm = FlakyLLM(engines.llm, fail_every)
     flaky = Engines(engines.asr, llm, engines.tts, {})
     log_filter = _DropInjected()
