@@ -591,6 +591,11 @@ def run_soak(
     reply_logger = logging.getLogger("voxloop.pipeline.reply_stage")
     reply_logger.addFilter(log_filter)
 
+    # The echo canceller's library starts its runtime threads (tokio) once per process, at the
+    # first canceller: start it here, so "before" is a process that has already done that.
+    from voxloop.voice.echo_canceller import EchoCanceller
+
+    EchoCanceller().process(np.zeros(160, dtype=np.int16), None)
     threads_before = set(threading.enumerate())
     names_before = os_thread_names()
     before = snapshot()
