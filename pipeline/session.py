@@ -294,6 +294,7 @@ class VoiceSession:
         """Decide on the words of the utterance that paused a reply; True: answer them."""
         kind = classify(text, self._recently_said(), self.config.barge)
         if kind in ("echo", "backchannel"):
+            logger.debug("turn %d: %r over the reply is %s", turn_id, text, kind)
             self._let_go(turn_id, kind)
             return False
         self._judging = None

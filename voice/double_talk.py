@@ -45,6 +45,9 @@ class DoubleTalkConfig:
     """How fast a coupling that is not heard again is forgotten."""
     erl_rise_db_per_frame: float = 1.0
     """How fast the learnt coupling may grow: slower than a voice's onset."""
+    settle_ms: int = 1500
+    """Played audio heard before any onset is reported: the coupling is learnt (and the echo
+    canceller converges) over the assistant's first words."""
     far_floor_dbfs: float = -50.0
     """Played audio quieter than this is silence: nothing to talk over."""
 
@@ -62,6 +65,9 @@ class DoubleTalkDetector:
         self._floor = (32768.0 * 10 ** (c.far_floor_dbfs / 20)) ** 2
         self._run = 0
         self._quiet = 0
+        self._heard_far = 0
+        """Frames of played audio so far."""
+        self._settle = c.settle_ms // c.frame_ms
         self.active = False
         """Someone is talking over the played audio now."""
 
@@ -85,6 +91,7 @@ class DoubleTalkDetector:
         far_max = max(self._far)
         if far_max < self._floor:
             return self._end() if self.active else None
+        self._heard_far += 1
         near = float(np.mean(mic.astype(np.float64) ** 2))
         ratio = near / far_max
         talking = ratio > self._erl * self._margin and self.vad.is_speech(mic)
@@ -97,7 +104,7 @@ class DoubleTalkDetector:
         if talking:
             self._run += 1
             self._quiet = 0
-            if not self.active and self._run >= c.onset_frames:
+            if not self.active and self._run >= c.onset_frames and self._heard_far >= self._settle:
                 self.active = True
                 return True
         else:

@@ -12,7 +12,7 @@ import pulse_rig
 import pytest
 from pulse_rig import DATA, STOP_WITHIN_S, TURN_TIMEOUT_S, Chat, PulseServer
 
-QUESTION = DATA / "what_time_is_it.wav"
+QUESTION = DATA / "turn_on_the_lamp.wav"  # not an instant command: the model is asked
 
 launch = pulse_rig.launch
 pulse = pulse_rig.pulse  # the fixtures, shared with the other live test modules
