@@ -60,6 +60,20 @@ def test_without_the_canceller_the_assistant_trips_over_its_own_voice(
     assert first.interrupted or first.pauses >= 2, [(t.user_text, t.pauses) for t in result.turns]
 
 
+def said_over_a_reply(engines: Engines, tmp_path: Path, second: np.ndarray, echo: EchoPathConfig | None) -> tuple[float, ReplayResult]:
+    """Asked for a long story (Piper), then ``second`` (16 kHz float) 2.5 s after the question:
+    past the 2 s in which it would continue the question, inside the reply. Where it starts."""
+    story = np.concatenate(list(engines.tts.synthesize("Tell me a long story about a brave little dragon.")))
+    first = soxr.resample(story.astype(np.float32) / 32768, engines.tts.sample_rate, 16000)
+    at = 0.5 + len(first) / 16000 + 2.5
+    audio = np.zeros(int((at + len(second) / 16000 + 8) * 16000), dtype=np.float32)
+    audio[8000 : 8000 + len(first)] = first
+    audio[int(at * 16000) : int(at * 16000) + len(second)] = second
+    path = tmp_path / "over.wav"
+    sf.write(path, audio, 16000, subtype="PCM_16")
+    return at, run_replay(path, tmp_path / "out", engines, Config(), fast=True, echo=echo)
+
+
 @pytest.mark.parametrize("echo", [None, EchoPathConfig(delay_ms=120, gain_db=-6, room=True)], ids=["headset", "speakers"])
 def test_a_question_over_the_reply_stops_it_and_is_heard_from_its_first_word(
     engines: Engines, tmp_path: Path, echo: EchoPathConfig | None
@@ -70,19 +84,11 @@ def test_a_question_over_the_reply_stops_it_and_is_heard_from_its_first_word(
 
     from voxloop.voice.audio_file import iter_audio
 
-    story = np.concatenate(list(engines.tts.synthesize("Tell me a long story about a brave little dragon.")))
-    first = soxr.resample(story.astype(np.float32) / 32768, engines.tts.sample_rate, 16000)
     over = recording("spk2_snt1.wav")  # "we are sure that one war is enough"
     second = np.concatenate(list(iter_audio(over.path, target_rate=16000)))
     second *= 10 ** (-20 / 20) / np.sqrt(np.mean(second**2))  # about as loud as the assistant
-    at = 0.5 + len(first) / 16000 + 2.5  # past the 2 s in which it would continue the question
-    audio = np.zeros(int((at + len(second) / 16000 + 6) * 16000), dtype=np.float32)
-    audio[8000 : 8000 + len(first)] = first
-    audio[int(at * 16000) : int(at * 16000) + len(second)] = second
-    path = tmp_path / "over.wav"
-    sf.write(path, audio, 16000, subtype="PCM_16")
+    at, result = said_over_a_reply(engines, tmp_path, second, echo)
 
-    result = run_replay(path, tmp_path / "out", engines, Config(), fast=True, echo=echo)
     cut = result.turns[0]
     assert cut.reply_start_s is not None and cut.reply_start_s < at
     assert cut.interrupted, (cut.assistant_text, cut.reply_end_s, at)
@@ -108,18 +114,9 @@ def test_over_the_reply_a_backchannel_lets_it_go_on_and_stop_cuts_it(
     engines: Engines, tmp_path: Path, said: str, cuts: bool, echo: EchoPathConfig | None
 ) -> None:
     # Spoken by Piper over a playing reply.
-    story = np.concatenate(list(engines.tts.synthesize("Tell me a long story about a brave little dragon.")))
-    first = soxr.resample(story.astype(np.float32) / 32768, engines.tts.sample_rate, 16000)
     nod = np.concatenate(list(engines.tts.synthesize(said)))
-    second = soxr.resample(nod.astype(np.float32) / 32768, engines.tts.sample_rate, 16000)
-    at = 0.5 + len(first) / 16000 + 2.5
-    audio = np.zeros(int((at + 12) * 16000), dtype=np.float32)
-    audio[8000 : 8000 + len(first)] = first
-    audio[int(at * 16000) : int(at * 16000) + len(second)] = second
-    path = tmp_path / "over.wav"
-    sf.write(path, audio, 16000, subtype="PCM_16")
+    at, result = said_over_a_reply(engines, tmp_path, soxr.resample(nod.astype(np.float32) / 32768, engines.tts.sample_rate, 16000), echo)
 
-    result = run_replay(path, tmp_path / "out", engines, Config(), fast=True, echo=echo)
     reply = result.turns[0]
     assert reply.reply_start_s is not None and reply.reply_start_s < at
     assert reply.interrupted == cuts, (reply.assistant_text, reply.pauses, [t.user_text for t in result.turns])
