@@ -27,6 +27,9 @@ BACKCHANNELS = (
 STOP_WORDS = (
     "stop", "wait", "no", "hold on", "hang on", "cancel", "be quiet", "quiet", "shut up",
     "pause", "enough", "never mind", "nevermind", "stop it", "stop talking", "okay stop",
+    # the instant command's stop phrases too (assistant/commands.py), said over a reply
+    "stop speaking", "cancel that", "shush", "hush", "silence", "that is enough",
+    "that's enough", "forget it", "stop stop",
 )  # fmt: skip
 
 

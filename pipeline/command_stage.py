@@ -89,6 +89,7 @@ class CommandStage(Stage):
 
     def forget(self, turn_id: int) -> None:
         self._voices.pop(turn_id, None)
+        self._held.pop(turn_id, None)
         self._confirmed.discard(turn_id)
 
     def _run(self, turn_id: int, result: CommandResult) -> None:

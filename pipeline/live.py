@@ -287,20 +287,28 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
     dialog = Dialog(config.dialog.system_prompt, config.dialog.max_history_chars)
     dialog.restore(options.history)
     state_dir = options.state_dir or default_state_dir()
-    session = VoiceSession(
-        engines.asr,
-        engines.llm,
-        engines.tts,
-        output,
-        log,
-        dialog,
-        session_config(config, barge_in_default=config.turns.echo_cancel),
-        commands_from_config(config.assistant, state_dir),
-    )
-    session.on_exchange = options.on_exchange
     persona = PersonaRuntime(config, state_dir)
-    await asyncio.to_thread(persona.open_knowledge)
-    persona.attach(session)
+    try:
+        session = VoiceSession(
+            engines.asr,
+            engines.llm,
+            engines.tts,
+            output,
+            log,
+            dialog,
+            session_config(config, barge_in_default=config.turns.echo_cancel),
+            commands_from_config(config.assistant, state_dir),
+        )
+        session.on_exchange = options.on_exchange
+        await asyncio.to_thread(persona.open_knowledge)
+        persona.attach(session)
+    except BaseException:
+        # A bad setting found only now (no echo canceller package, a persona's unreadable
+        # files): the devices close before the one-line error.
+        persona.close()
+        log.close()
+        await device.close()
+        raise
     if session.echo is not None:
         device.follow_echo_delay(session.echo.set_delay_ms)
     monitor = ChatMonitor(session, device, status, reporter)
@@ -327,6 +335,7 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
         await device.close()
         logger.debug("devices closed")
         log.close()
+        persona.close()
         device.stats.dropped_blocks = session.chain.input.dropped
     reporter.finished(status, session_summary(log.finished, device.stats))
     return ChatResult(log.finished, device.stats)

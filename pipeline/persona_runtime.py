@@ -89,8 +89,10 @@ class PersonaRuntime:
         def search(query: str) -> str:
             return self.reference(query) or "Nothing in the files matches."
 
+        # Offered whenever the persona has files: until its index is ready the search says so.
+        knows = bool(self.persona.knowledge)
         if commands is None:
-            return builtin_tools(search_knowledge=search if self.index is not None else None)
+            return builtin_tools(search_knowledge=search if knows else None)
         context = commands.context
         timers, notes = context.timers, context.notes
 
@@ -127,7 +129,7 @@ class PersonaRuntime:
             add_note=add_note,
             list_notes=list_notes,
             delete_note=delete_note,
-            search_knowledge=search if self.index is not None else None,
+            search_knowledge=search if knows else None,
         )
 
     # --- the session --------------------------------------------------------------------------
@@ -153,10 +155,25 @@ class PersonaRuntime:
 
     def open_knowledge(self) -> None:
         """Open the persona's index and bring it up to date (blocking: call off the loop)."""
-        index = self.persona.knowledge_index(self.state_dir)
+        self.index = self._indexed(self.persona)
+
+    def _indexed(self, persona: Persona) -> KnowledgeIndex | None:
+        index = persona.knowledge_index(self.state_dir)
         if index is not None:
             report = index.update()
-            logger.info("knowledge of %s: %s", self.persona.name, report)
+            logger.info("knowledge of %s: %s", persona.name, report)
+        return index
+
+    async def _open_for(self, persona: Persona) -> None:
+        """The switch's index, in place only if that persona is still the one in use."""
+        try:
+            index = await asyncio.to_thread(self._indexed, persona)
+        except KnowledgeError as e:
+            logger.error("persona %s: its files cannot be indexed: %s", persona.name, e)
+            return
+        if index is not None and self.persona is not persona:
+            index.close()
+            return
         self.index = index
 
     def switch(self, name: str) -> None:
@@ -171,7 +188,7 @@ class PersonaRuntime:
             old.close()
         self._apply()
         if persona.knowledge:
-            self._updating = asyncio.get_running_loop().create_task(asyncio.to_thread(self.open_knowledge))
+            self._updating = asyncio.get_running_loop().create_task(self._open_for(persona))
         self._use_engine("llm", persona.llm_url or persona.llm or "")
         self._use_engine("voice", persona.voice or "")
 
@@ -226,7 +243,11 @@ class PersonaRuntime:
             return
         session.dialog.system_prompt = self.persona.system_prompt
         session.reply.thinking = ThinkingConfig(always=self.persona.think)
-        session.reply.set_tools(self.tools(session.commands))
+        try:
+            session.reply.set_tools(self.tools(session.commands))
+        except ValueError as e:  # a tool name the registry does not have (checked at start too)
+            logger.error("persona %s: %s", self.persona.name, e)
+            session.reply.set_tools(None)
 
     def close(self) -> None:
         for task in [self._updating, *self._loading]:

@@ -87,7 +87,8 @@ class ReplyStage(Stage):
         self.confirm = confirm
         self.spotlight = spotlight or Spotlight()
         self.tool_config = tool_config or ToolLoopConfig()
-        self.tool_runner = EngineRunner("tools") if tools else None
+        self.tool_runner: EngineRunner | None = None
+        self.set_tools(tools)
 
     def set_tools(self, tools: ToolRegistry | None) -> None:
         """Offer ``tools`` from the next turn on (None or empty: plain replies)."""
@@ -224,8 +225,9 @@ class ReplyStage(Stage):
             for n, call in enumerate(calls):
                 try:
                     if n >= config.max_calls_per_round:
-                        logger.warning("turn %d: refused tool call %d, past %d in one round", turn_id, n + 1, n)
-                        raise ToolError(f"more than {n} tool calls at once")
+                        most = config.max_calls_per_round
+                        logger.warning("turn %d: refused tool call %d, past %d in one round", turn_id, n + 1, most)
+                        raise ToolError(f"more than {most} tool calls at once")
                     checked = self.tools.check(call)
                     if checked.tool.side_effect:
                         question = self._ask_to_confirm(checked, question)

@@ -177,8 +177,10 @@ class VoiceSession:
         if self.commands is not None:
             self._to_announce += self.commands.announcements(at_s)
             if self._to_announce and not (self.endpoint.in_speech or self.active_turns):
-                # Timers wait for the floor: never over the user, never over a reply.
-                self.announce(self._to_announce.pop(0))
+                # Timers wait for the floor: never over the user, never over a reply. A full
+                # queue keeps the announcement for the next block.
+                if self.announce(self._to_announce[0]) is not None:
+                    self._to_announce.pop(0)
 
     def announce(self, text: str) -> int | None:
         """Say ``text`` now as a turn of the assistant's own (a timer going off); its turn id,
@@ -284,10 +286,14 @@ class VoiceSession:
 
     def _drop(self, turn_id: int) -> None:
         """Not a turn to answer; its words (if any) are forgotten."""
+        # Only the latest few can still get words (an utterance's pieces, a retraction).
+        self._let_pass = {t for t in self._let_pass if t > turn_id - 8}
         self._let_pass.add(turn_id)
         self._overlapped.discard(turn_id)
         self.active_turns.discard(turn_id)
         self.playback.forget(turn_id)
+        if self.command_stage is not None:
+            self.command_stage.forget(turn_id)
         self._unmute_if_idle()
 
     def _judge(self, turn_id: int, text: str) -> bool:
@@ -342,6 +348,9 @@ class VoiceSession:
 
     def _retract(self, old: int, new: int) -> None:
         """The user went on after a pause: drop the head start, keep listening as ``new``."""
+        if old in self._overlapped:
+            self._overlapped.discard(old)
+            self._overlapped.add(new)  # the longer utterance began over the assistant too
         if old == self._judging or old in self._let_pass:
             # Over a paused or resumed reply: ``old`` never reached the model, and making
             # every older turn stale would kill the reply. Judge the longer utterance anew.
@@ -456,10 +465,12 @@ class VoiceSession:
         elif event.kind == "drained":
             record.reply_end_s = event.at_s
             exchange = self.dialog.find(event.turn_id)
+            spoken = self.output.spoken_text(event.turn_id)
+            self._said.append((event.at_s, spoken))
             if exchange is not None:
                 record.assistant_text = exchange.reply
-                self._said.append((event.at_s, exchange.reply))
-            self._said.append((event.at_s, self.output.spoken_text(event.turn_id)))
+                if exchange.reply != spoken:  # "3:19" was said "three nineteen": keep both
+                    self._said.append((event.at_s, exchange.reply))
             self._last_said = record.assistant_text or self._last_said
             self._finish(event.turn_id, event.at_s)
 

@@ -47,7 +47,7 @@ import soundfile as sf
 from voxloop.pipeline.config import Config
 from voxloop.pipeline.engines import Engines, check_models, load_engines
 from voxloop.pipeline.replay import run_replay
-from voxloop.voice.audio_file import iter_audio
+from voxloop.voice.audio_file import float_to_int16, iter_audio
 from voxloop.voice.echo_path import EchoPathConfig
 from voxloop.voice.vad import WebRtcVad
 
@@ -81,7 +81,7 @@ def onset_s(x: np.ndarray) -> float:
     """Where the voice starts: the first of three 10 ms frames in a row that WebRTC's VAD
     (most aggressive) calls speech, and above -40 dBFS (a recording's own noise is not it)."""
     vad = WebRtcVad(3)
-    pcm = (np.clip(x, -1, 1) * 32767).astype(np.int16)
+    pcm = float_to_int16(x)
     levels = frame_dbfs(x)
     run = 0
     for i in range(len(levels)):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class NotesStore:
         self.path = Path(path).expanduser()
         self._conn: sqlite3.Connection | None = None
         """Opened at first use: a session that takes no note creates no file."""
+        self._lock = threading.RLock()
+        """One connection, used by commands on the event loop and by tools on their thread."""
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -57,6 +61,14 @@ class NotesStore:
         return self._conn
 
     def _write(self, *statements: tuple[str, tuple[object, ...]]) -> sqlite3.Cursor:
+        with self._lock:
+            return self._transaction(statements)
+
+    def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._db().execute(sql, args).fetchall()
+
+    def _transaction(self, statements: tuple[tuple[str, tuple[object, ...]], ...]) -> sqlite3.Cursor:
         db = self._db()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -90,19 +102,19 @@ class NotesStore:
         """The number the next note will get."""
         if not self._exists():
             return 1
-        row = self._db().execute("SELECT seq FROM sqlite_sequence WHERE name = 'notes'").fetchone()
+        row = next(iter(self._read("SELECT seq FROM sqlite_sequence WHERE name = 'notes'")), None)
         return (int(row[0]) if row else 0) + 1
 
     def list(self) -> list[Note]:
         if not self._exists():
             return []
-        rows = self._db().execute("SELECT id, text, created FROM notes ORDER BY id").fetchall()
+        rows = self._read("SELECT id, text, created FROM notes ORDER BY id")
         return [Note(*row) for row in rows]
 
     def get(self, note_id: int) -> Note | None:
         if not self._exists():
             return None
-        row = self._db().execute("SELECT id, text, created FROM notes WHERE id = ?", (note_id,)).fetchone()
+        row = next(iter(self._read("SELECT id, text, created FROM notes WHERE id = ?", (note_id,))), None)
         return None if row is None else Note(*row)
 
     def delete(self, note_id: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -149,19 +150,24 @@ class Timers:
         self.now = now
         self._timers: list[Timer] = []
         self._next_id = 1
+        self._lock = threading.Lock()
+        """Commands change them on the event loop, tools on their own thread."""
 
-    def _add(self, timer: Timer) -> Timer:
-        self._timers.append(timer)
-        self._next_id += 1
+    def _add(self, make: Callable[[int], Timer]) -> Timer:
+        with self._lock:
+            timer = make(self._next_id)
+            self._timers.append(timer)
+            self._next_id += 1
         logger.info("%s set, due at %.1f s on the timeline", timer.name(), timer.due_s)
         return timer
 
     def add(self, duration_s: float, label: str = "") -> Timer:
-        return self._add(Timer(self._next_id, self.now_s() + duration_s, label, duration_s=duration_s))
+        due_s = self.now_s() + duration_s
+        return self._add(lambda timer_id: Timer(timer_id, due_s, label, duration_s=duration_s))
 
     def add_alarm(self, at: dt.datetime, label: str = "") -> Timer:
-        wait_s = (at - self.now()).total_seconds()
-        return self._add(Timer(self._next_id, self.now_s() + max(0.0, wait_s), label, alarm_at=at))
+        due_s = self.now_s() + max(0.0, (at - self.now()).total_seconds())
+        return self._add(lambda timer_id: Timer(timer_id, due_s, label, alarm_at=at))
 
     def active(self) -> list[Timer]:
         """Pending timers and alarms, soonest first: the order "timer 1, timer 2" refers to."""
@@ -171,15 +177,17 @@ class Timers:
         return max(0.0, timer.due_s - self.now_s())
 
     def cancel(self, timer_ids: list[int]) -> list[Timer]:
-        gone = [t for t in self._timers if t.id in timer_ids]
-        self._timers = [t for t in self._timers if t.id not in timer_ids]
+        with self._lock:
+            gone = [t for t in self._timers if t.id in timer_ids]
+            self._timers = [t for t in self._timers if t.id not in timer_ids]
         return gone
 
     def due(self, now_s: float) -> list[Timer]:
         """Timers that have gone off by ``now_s``; each is returned once, then forgotten."""
-        fired = [t for t in self._timers if t.due_s <= now_s]
-        if fired:
-            self._timers = [t for t in self._timers if t.due_s > now_s]
+        with self._lock:
+            fired = [t for t in self._timers if t.due_s <= now_s]
+            if fired:
+                self._timers = [t for t in self._timers if t.due_s > now_s]
         return sorted(fired, key=lambda t: t.due_s)
 
     def describe(self, timer: Timer) -> str:
