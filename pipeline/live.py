@@ -39,12 +39,11 @@ from voxloop.voice.devices import (
 )
 from voxloop.voice.playback import OutputBuffer
 
-from .command_stage import commands_from_config
 from .config import Config, default_state_dir
 from .dialog import Dialog, Exchange
 from .engines import Engines, ModelPlan, load_engines
 from .persona_runtime import PersonaRuntime
-from .replay import session_config
+from .replay import voice_session
 from .session import VoiceSession
 from .signals import install_stop_handlers
 from .turn_log import TurnLog, TurnRecord
@@ -289,16 +288,7 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
     state_dir = options.state_dir or default_state_dir()
     persona = PersonaRuntime(config, state_dir)
     try:
-        session = VoiceSession(
-            engines.asr,
-            engines.llm,
-            engines.tts,
-            output,
-            log,
-            dialog,
-            session_config(config, barge_in_default=config.turns.echo_cancel),
-            commands_from_config(config.assistant, state_dir),
-        )
+        session = voice_session(engines, output, log, dialog, config, state_dir, barge_in_default=config.turns.echo_cancel)
         session.on_exchange = options.on_exchange
         await asyncio.to_thread(persona.open_knowledge)
         persona.attach(session)

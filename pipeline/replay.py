@@ -62,6 +62,16 @@ def default_out_dir(input_path: Path) -> Path:
     return candidate
 
 
+def voice_session(
+    engines: Engines, output: OutputBuffer, log: TurnLog, dialog: Dialog, config: Config, state_dir: Path, barge_in_default: bool
+) -> VoiceSession:
+    """The session the settings ask for, on these engines, with the instant commands."""
+    return VoiceSession(
+        engines.asr, engines.llm, engines.tts, output, log, dialog,
+        session_config(config, barge_in_default), commands_from_config(config.assistant, state_dir),
+    )  # fmt: skip
+
+
 def session_config(config: Config, barge_in_default: bool) -> SessionConfig:
     turns = config.turns
     return SessionConfig(
@@ -103,16 +113,7 @@ async def replay(
     dialog = Dialog(config.dialog.system_prompt, config.dialog.max_history_chars)
     dialog.restore(history)
     state_dir = state_dir or default_state_dir()
-    session = VoiceSession(
-        engines.asr,
-        engines.llm,
-        engines.tts,
-        output,
-        log,
-        dialog,
-        session_config(config, barge_in_default=True),
-        commands_from_config(config.assistant, state_dir),
-    )
+    session = voice_session(engines, output, log, dialog, config, state_dir, barge_in_default=True)
     session.on_exchange = on_exchange
     persona = PersonaRuntime(config, state_dir)
     await asyncio.to_thread(persona.open_knowledge)
