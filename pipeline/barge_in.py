@@ -52,7 +52,7 @@ class BargeInConfig:
     room's delay and reverberation are shorter): the user may well repeat its words."""
     min_words: int = 2
     """Words it takes (besides a stop word) to take the floor over a reply."""
-    ignore_words: tuple[str, ...] = field(default=("um", "uh", "er", "ah", "oh", "so", "well", "vox", "hey"))
+    ignore_words: tuple[str, ...] = field(default=("um", "uh", "er", "ah", "oh", "so", "well", "and", "vox", "hey"))
     """Fillers stripped before matching ("oh, okay" is a backchannel, "well, stop" a stop)."""
 
 

@@ -45,7 +45,7 @@ class DoubleTalkConfig:
     """How fast a coupling that is not heard again is forgotten."""
     erl_rise_db_per_frame: float = 1.0
     """How fast the learnt coupling may grow: slower than a voice's onset."""
-    settle_ms: int = 1500
+    settle_ms: int = 800
     """Played audio heard before any onset is reported: the coupling is learnt (and the echo
     canceller converges) over the assistant's first words."""
     far_floor_dbfs: float = -50.0

@@ -35,8 +35,9 @@ _PHRASES: list[tuple[tuple[str, ...], str]] = sorted(
     key=lambda p: -len(p[0]),
 )  # fmt: skip
 _OPERATORS = {op for _, op in _PHRASES}
-_FILLER = {"what", "is", "what's", "whats", "how", "much", "calculate", "compute", "equals", "equal", "equal?", "?", "=", "the", "answer", "to", "of"}
-"""Words around an expression that say nothing about it ("what is ... equal to")."""
+_FILLER = {"what", "is", "what's", "whats", "how", "much", "calculate", "compute", "equals", "equal", "equal?", "?", "=", "the", "answer", "to", "of", "a"}
+"""Words around an expression that say nothing about it ("what is ... equal to"; "what a 17
+times 23" is how the recognizer sometimes hears "what is")."""
 
 MAX_MAGNITUDE = 1e15
 """Results past this are refused: they would take a minute to say."""

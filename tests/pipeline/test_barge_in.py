@@ -16,6 +16,7 @@ REPLY = "Paris is the capital of France. It has been for more than a thousand ye
         ("yeah yeah", "backchannel"),
         ("Uh huh.", "backchannel"),
         ("Oh, okay.", "backchannel"),
+        ("And right.", "backchannel"),
         ("I see.", "backchannel"),
         ("Right.", "backchannel"),
         ("Stop!", "stop"),

@@ -15,7 +15,7 @@ from voxloop.pipeline.assistant.arithmetic import evaluate_spoken
         ("what is 1 over 4", 0.25), ("10 ÷ 4", 2.5), ("what is 2 plus 3 times 4", 14), ("7 minus 10", -3),
         ("what is 15 percent of 80", 12), ("3 squared plus 4 squared", 25), ("the square root of 81", 9),
         ("2 to the power of 10", 1024), ("what is 2 + 2 equal to", 4), ("minus 5 plus 3", -2),
-        ("one hundred and five minus a half", 104.5),
+        ("one hundred and five minus a half", 104.5), ("What a 17 times 23.", 391),
     ],
 )  # fmt: skip
 def test_spoken_sums_are_computed(said: str, value: float) -> None:
