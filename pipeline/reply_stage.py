@@ -83,7 +83,6 @@ class ReplyStage(Stage):
         """``knowledge(question)``: reference passages for this question, already fenced as
         data ("" for none). They go into this turn's system message only."""
         self.runner = EngineRunner("llm")
-        self.tools = tools
         self.confirm = confirm
         self.spotlight = spotlight or Spotlight()
         self.tool_config = tool_config or ToolLoopConfig()
@@ -167,7 +166,7 @@ class ReplyStage(Stage):
 
         reference = self.knowledge(frame.text) if self.knowledge is not None else ""
         if reference:
-            messages = _with_instruction(self._with_fence_instructions(messages), reference)
+            messages = _with_instruction(_with_instruction(messages, self.spotlight.instructions()), reference)
         if think:
             messages = _with_instruction(messages, self.thinking.instruction)
             await speak(self.thinking.acknowledgement)  # at once: the wait is never silent
@@ -204,7 +203,7 @@ class ReplyStage(Stage):
     ) -> bool:
         """Model turns until one answers without tools; False if interrupted on the way."""
         assert self.tools is not None
-        messages = self._with_fence_instructions(messages)
+        messages = _with_instruction(messages, self.spotlight.instructions())
         config = self.tool_config
         filler_said = False
         for round_number in range(config.max_rounds + 1):
@@ -275,15 +274,6 @@ class ReplyStage(Stage):
         assert self.tools is not None and self.tool_runner is not None
         return await self.tool_runner.call(self.tools.run, checked)
 
-    def _with_fence_instructions(self, messages: list[Message]) -> list[Message]:
-        """The system prompt, told what the fences around tool results mean."""
-        note = self.spotlight.instructions()
-        if messages and messages[0].get("role") == "system":
-            if note in (messages[0].get("content") or ""):
-                return messages
-            return [{**messages[0], "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
-        return [{"role": "system", "content": note}, *messages]
-
     def llm_fits(self, messages: list[Message], max_tokens: int | None = None) -> bool:
         """Prompt plus reply inside the model's context window (servers decide for themselves)."""
         fits = getattr(self.llm, "fits", None)
@@ -296,6 +286,8 @@ class ReplyStage(Stage):
 
 
 def _with_instruction(messages: list[Message], instruction: str) -> list[Message]:
-    """The prompt with ``instruction`` added to its system message (this turn only)."""
+    """The prompt with ``instruction`` added to its system message (this turn only), once."""
+    if instruction in (messages[0].get("content") or ""):
+        return messages
     system = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
     return [system, *messages[1:]]
