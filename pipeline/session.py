@@ -152,6 +152,7 @@ class VoiceSession:
         if self.echo is not None:
             stages.insert(0, self.echo)
             self.echo.on_double_talk = lambda started, at_s: self._on_voice(started, at_s, "double talk")
+            self.echo.detector.mid_reply = lambda: bool(self.active_turns) and self.output.is_playing()
         self.chain = Chain(stages, turn_log, maxsize=c.queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._device: Device | None = None

@@ -19,6 +19,7 @@ Pure logic on int16 frames; no threads, no clocks.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,8 @@ class DoubleTalkConfig:
     settle_ms: int = 800
     """Played audio heard before any onset is reported: the coupling is learnt (and the echo
     canceller converges) over the assistant's first words."""
+    gap_ms: int = 1500
+    """Silence in the played audio that still counts as the assistant's turn (between sentences)."""
     far_floor_dbfs: float = -50.0
     """Played audio quieter than this is silence: nothing to talk over."""
 
@@ -67,9 +70,13 @@ class DoubleTalkDetector:
         self._quiet = 0
         self._heard_far = 0
         """Frames of played audio so far."""
+        self._since_far = 10**9
+        """Frames since audio was last played."""
         self._settle = c.settle_ms // c.frame_ms
         self.active = False
         """Someone is talking over the played audio now."""
+        self.mid_reply: Callable[[], bool] = lambda: False
+        """Whether more of a reply is waiting to play (set by whoever owns the playback)."""
 
     def set_delay_ms(self, ms: float) -> None:
         """The sound card's delay from playing to capturing: the echo comes that much later."""
@@ -89,11 +96,17 @@ class DoubleTalkDetector:
         far = float(np.mean(played.astype(np.float64) ** 2))
         self._far.append(far)
         far_max = max(self._far)
-        if far_max < self._floor:
-            return self._end() if self.active else None
-        self._heard_far += 1
+        if far_max >= self._floor:
+            self._heard_far += 1
+            self._since_far = 0
+        else:
+            # A pause between the assistant's sentences, with more of the reply still to play,
+            # is still its turn, and the canceller still holds a voice down in it.
+            self._since_far += 1
+            if self._since_far * c.frame_ms > c.gap_ms or not self.mid_reply():
+                return self._end() if self.active else None
         near = float(np.mean(mic.astype(np.float64) ** 2))
-        ratio = near / far_max
+        ratio = near / max(far_max, self._floor)
         talking = ratio > self._erl * self._margin and self.vad.is_speech(mic)
         if not talking and not self.active:
             # The loudest coupling heard from the assistant talking alone, forgotten slowly
