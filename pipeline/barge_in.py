@@ -23,6 +23,7 @@ BACKCHANNELS = (
     "mm hmm", "mhm", "mm", "hmm", "uh huh", "uh-huh", "yeah", "yes", "yep", "yup", "right",
     "okay", "ok", "sure", "i see", "got it", "alright", "all right", "cool", "nice", "wow",
     "oh", "ah", "aha", "interesting", "exactly", "true", "totally", "indeed",
+    "great", "good", "perfect", "fine", "of course", "that's right", "that's okay", "that's true",
 )  # fmt: skip
 STOP_WORDS = (
     "stop", "wait", "no", "hold on", "hang on", "cancel", "be quiet", "quiet", "shut up",
@@ -52,7 +53,11 @@ class BargeInConfig:
     room's delay and reverberation are shorter): the user may well repeat its words."""
     min_words: int = 2
     """Words it takes (besides a stop word) to take the floor over a reply."""
-    ignore_words: tuple[str, ...] = field(default=("um", "uh", "er", "ah", "oh", "so", "well", "and", "vox", "hey"))
+    stop_within_words: int = 2
+    """A stop word (other than a bare "no") in an utterance this short still means stop:
+    "let's stop", "stop please", and the stray word the recognizer adds from the echo's
+    tail ("great, stop"). Not after a negation ("don't stop")."""
+    ignore_words: tuple[str, ...] = field(default=("um", "uh", "er", "ah", "oh", "so", "well", "and", "vox", "hey", "please"))
     """Fillers stripped before matching ("oh, okay" is a backchannel, "well, stop" a stop)."""
 
 
@@ -75,6 +80,18 @@ def _phrase_only(heard: list[str], phrases: tuple[str, ...], ignore: tuple[str, 
                 return False
             i += 1
     return matched
+
+
+NEGATIONS = ("don't", "dont", "do", "not", "never", "can't", "won't")
+"""Words that turn a stop word around ("don't stop", "do not wait")."""
+
+
+def _holds_phrase(heard: list[str], phrases: tuple[str, ...]) -> bool:
+    for phrase in phrases:
+        option = words(phrase)
+        if option and any(heard[i : i + len(option)] == option for i in range(len(heard))):
+            return True
+    return False
 
 
 def is_echo(text: str, said: list[str], threshold: float) -> bool:
@@ -104,6 +121,10 @@ def classify(text: str, said: list[str], config: BargeInConfig) -> str:
     if echo and len(heard) > 2:
         return "echo"
     if _phrase_only(heard, config.stop_words, config.ignore_words):
+        return "stop"
+    meant = [w for w in heard if w not in config.ignore_words]
+    firm = tuple(p for p in config.stop_words if p != "no")
+    if len(meant) <= config.stop_within_words and _holds_phrase(meant, firm) and not set(meant) & set(NEGATIONS):
         return "stop"
     if _phrase_only(heard, config.backchannels, config.ignore_words):
         return "backchannel"

@@ -10,9 +10,11 @@ next block.
 It also watches for someone talking over the assistant on the *raw* microphone
 (``voice.double_talk``), because the canceller holds the near end down at the start of double
 talk: ``on_double_talk(True, at)`` at an onset, ``(False, at)`` when it ends. From an onset
-until its end (the assistant has stopped by then) the raw microphone goes on instead of the
-cleaned one, and the last ``preroll_ms`` already sent go again, raw (``RawAudioFrame``), so
-the endpointer keeps the user's first word rather than the canceller's silence.
+until its end (the assistant has stopped by then) the detector's own echo-reduced microphone
+goes on instead of the canceller's (the raw one, with each band's echo bound taken off: it
+keeps the user's voice where the canceller would hold it down, without the assistant's words
+that the raw microphone carries), and the last ``preroll_ms`` already sent go again, the same
+way (``RawAudioFrame``), so the endpointer keeps the user's first word.
 """
 
 from __future__ import annotations
@@ -31,6 +33,18 @@ from .stage import Stage
 logger = logging.getLogger(__name__)
 
 
+def cap(cleaned: np.ndarray, mic: np.ndarray, kept: np.ndarray, step: int) -> np.ndarray:
+    """The canceller's output, each frame no louder than the share of the microphone that the
+    double-talk detector finds is not echo. AEC3 lets echo through while it converges (the
+    first second of a session) and as a reply stops (its reverberation model is short); a
+    voice detector then hears the assistant. A user's voice is kept by both, so is untouched."""
+    frames = cleaned.reshape(-1, step).astype(np.float64)
+    allowed = kept * np.mean(mic.reshape(-1, step).astype(np.float64) ** 2, axis=1)
+    power = np.mean(frames**2, axis=1)
+    scale = np.sqrt(np.minimum(1.0, allowed / np.maximum(power, 1e-9)))
+    return (frames * scale[:, None]).round().astype(np.int16).reshape(-1)
+
+
 class EchoCancelStage(Stage):
     name = "echo"
 
@@ -38,9 +52,14 @@ class EchoCancelStage(Stage):
         super().__init__()
         self.canceller = canceller
         self.detector = detector or DoubleTalkDetector()
-        self._raw: list[tuple[float, np.ndarray]] = []
-        """The raw microphone of the last ``preroll_ms`` sent on, with where each block starts."""
+        self._near: list[tuple[float, np.ndarray]] = []
+        """The detector's echo-reduced microphone (``DoubleTalkDetector.near``) of the last
+        ``preroll_ms`` sent on, with where each block starts."""
         self._preroll_s = preroll_ms / 1000
+        self.cap_residual_echo = False
+        """Cap the canceller's output by the detector's echo estimate (``cap``). Off: it also
+        takes down a user who talks while the assistant's first reply is still settling, and
+        a tested conversation lost a continued sentence by it; kept for the next round."""
         self.on_double_talk: Callable[[bool, float], None] = lambda started, at_s: None
         self._mic = np.zeros(0, dtype=np.int16)
         self._ref = np.zeros(0, dtype=np.int16)
@@ -73,17 +92,21 @@ class EchoCancelStage(Stage):
         rate = frame.sample_rate
         step = self.detector.frame
         onset = False
-        for i in range(0, whole - whole % step, step):
+        near = np.empty(whole, dtype=np.int16)
+        kept = np.empty(whole // step)
+        for i in range(0, whole, step):
             event = self.detector.push(mic[i : i + step], ref[i : i + step])
+            near[i : i + step] = self.detector.near
+            kept[i // step] = self.detector.kept if self.cap_residual_echo else 1.0
             if event is not None:
                 onset = onset or event
                 self.on_double_talk(event, start_s + (i + step) / rate)
-        cleaned = self.canceller.process(mic[:whole], ref[:whole])  # always: its timeline stays whole
-        if onset and self._raw:
-            since = self._raw[0][0]
-            await self.push(RawAudioFrame(frame.turn_id, np.concatenate([b for _, b in self._raw]), rate, since))
-        raw = self.detector.active or onset
-        await self.push(AudioFrame(frame.turn_id, mic[:whole] if raw else cleaned, rate, start_s, frame.channels))
-        self._raw.append((start_s, mic[:whole]))
-        while self._raw and self._raw[0][0] < start_s + whole / rate - self._preroll_s:
-            self._raw.pop(0)
+        cleaned = cap(self.canceller.process(mic[:whole], ref[:whole]), mic[:whole], kept, step)  # always: its timeline stays whole
+        if onset and self._near:
+            since = self._near[0][0]
+            await self.push(RawAudioFrame(frame.turn_id, np.concatenate([b for _, b in self._near]), rate, since))
+        talked_over = self.detector.active or onset
+        await self.push(AudioFrame(frame.turn_id, near if talked_over else cleaned, rate, start_s, frame.channels))
+        self._near.append((start_s, near))
+        while self._near and self._near[0][0] < start_s + whole / rate - self._preroll_s:
+            self._near.pop(0)

@@ -58,6 +58,7 @@ LONG_QUESTION = "Tell me a long story about a brave little dragon who wanted to 
 ECHO_QUESTIONS = ["Tell me about the moon and the stars.", "Why do cats like to sleep in the sun?"]
 FRAME = RATE // 100
 LOUD_DBFS = -40.0
+ONSET_ABOVE_FLOOR_DB = 10.0
 
 
 def load(path: Path) -> np.ndarray:
@@ -78,14 +79,19 @@ def frame_dbfs(x: np.ndarray) -> np.ndarray:
 
 
 def onset_s(x: np.ndarray) -> float:
-    """Where the voice starts: the first of three 10 ms frames in a row that WebRTC's VAD
-    (most aggressive) calls speech, and above -40 dBFS (a recording's own noise is not it)."""
+    """Where the voice starts: the first of three 10 ms frames in a row that WebRTC's VAD (most
+    aggressive) calls speech and that stand ``ONSET_ABOVE_FLOOR_DB`` over the recording's own
+    noise floor (its 10th-percentile frame level). Some recordings carry a loud room (the
+    rhasspy ones sit at -40 dBFS once set to -20 dBFS of speech), which the VAD alone calls
+    speech half a second before anyone talks."""
     vad = WebRtcVad(3)
     pcm = float_to_int16(x)
     levels = frame_dbfs(x)
+    floor = float(np.percentile(levels, 10))
+    loud = max(LOUD_DBFS, floor + ONSET_ABOVE_FLOOR_DB)
     run = 0
     for i in range(len(levels)):
-        voiced = levels[i] > LOUD_DBFS and vad.is_speech(pcm[i * FRAME : (i + 1) * FRAME])
+        voiced = levels[i] > loud and vad.is_speech(pcm[i * FRAME : (i + 1) * FRAME])
         run = run + 1 if voiced else 0
         if run == 3:
             return (i - 2) * FRAME / RATE
@@ -215,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-echo-cancel", action="store_true", help="the same without the echo canceller (a baseline)")
     parser.add_argument("--headset", action="store_true", help="interruptions with no echo at all (headphones)")
     parser.add_argument("--skip-interruptions", action="store_true", help="only the echo-only grid")
+    parser.add_argument("--keep", type=Path, help="keep every replay's input and output here (to listen, or to debug one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
@@ -226,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     names = names[:2] if args.quick else names
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         level = None if args.as_recorded else args.user_dbfs
         cut = [] if args.skip_interruptions else interruptions(engines, config, work, names, args.paced, level, args.headset)
         echo = echo_only(engines, config, work, args.quick)

@@ -4,26 +4,37 @@ The echo canceller (WebRTC AEC3) is conservative while the assistant speaks: its
 holds the near end down during the first few hundred milliseconds of double talk (measured
 -16 dB with a -6 dB echo, over -50 dB with no echo at all, as with a headset). A voice detector
 behind it hears the user late and without their first word. So barge-in looks at the
-microphone before the canceller, compared with what the assistant is playing:
+microphone before the canceller, compared with what the assistant is playing, band by band
+(16 mel bands, 150 Hz to 7 kHz, of 20 ms windows every 10 ms):
 
-- the *echo coupling* (ERL) is learnt while the assistant talks alone: the highest ratio of
-  the microphone's energy to the loudest played energy in the last ``window_ms`` (which covers
-  any echo delay and the room's tail), forgotten at ``erl_decay_db_per_s``;
-- a 10 ms frame is *double talk* when the microphone carries ``margin_db`` more than that
-  echo could explain, and WebRTC's VAD calls it voiced. ``onset_frames`` of those in a row
-  mark the start; ``release_ms`` without them, the end.
+- the *echo bound* of a band is what the played audio can put into it: the played power at
+  the echo's delay (``voice.echo_delay``, learnt from the assistant talking alone), or shortly
+  before it with the room's decay (``tail_db_per_frame``), times the band's *coupling*;
+- the coupling is learnt while the assistant talks alone: the band's highest ratio of captured
+  to bounded power, forgotten at ``erl_decay_db_per_s`` and allowed to grow only by
+  ``erl_rise_db_per_frame`` (a voice starting over the echo climbs faster, and is caught
+  before it can teach the detector that it is echo);
+- a 10 ms frame is *double talk* when more than ``share`` of the microphone's power lies
+  ``margin_db`` over the bounds and WebRTC's VAD calls it voiced. ``onset_frames`` of those in
+  a row mark the start; ``release_ms`` without them, the end.
+
+Until the delay is known, every band's bound is its loudest played power of the last
+``window_ms`` (any delay, any tail) with the cautious margin and share: a voice must then be
+louder than the echo could ever be. A user's voice differs from the assistant's in time and
+pitch, so with the delay known it stands out in some bands at once, even when it is no louder
+overall than the echo.
 
 Pure logic on int16 frames; no threads, no clocks.
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .echo_delay import EchoDelayConfig, EchoDelayEstimator
 from .vad import WebRtcVad
 
 
@@ -32,10 +43,20 @@ class DoubleTalkConfig:
     sample_rate: int = 16000
     frame_ms: int = 10
     window_ms: int = 400
-    """How far back the loudest played frame is looked for: the room's delay and tail. The
-    sound card's own delay (``set_delay_ms``) comes on top."""
-    margin_db: float = 6.0
-    """How much more than the echo the microphone must carry to be someone talking."""
+    """How far back played audio can still be heard: the room's delay and tail. The sound
+    card's own delay (``set_delay_ms``) comes on top."""
+    bands: int = 16
+    margin_db: float = 3.0
+    """How far over the echo bound a band's power must be to count as someone talking..."""
+    share: float = 0.3
+    """...and the share of the microphone's power that must be so, once the delay is known."""
+    cautious_margin_db: float = 6.0
+    cautious_share: float = 0.5
+    """The same before the delay is known (bounds from the whole window)."""
+    tail_db_per_frame: float = 1.5
+    """Decay of the room's reverberation assumed after the echo's delay (RT60 0.4 s)."""
+    delay_jitter_frames: int = 2
+    """Frames before the estimated delay also counted (the estimate's own error)."""
     onset_frames: int = 3
     """Frames of double talk in a row that make an onset (30 ms)."""
     release_ms: int = 200
@@ -46,6 +67,11 @@ class DoubleTalkConfig:
     """How fast a coupling that is not heard again is forgotten."""
     erl_rise_db_per_frame: float = 1.0
     """How fast the learnt coupling may grow: slower than a voice's onset."""
+    min_erl_db: float = -60.0
+    """The least coupling ever assumed (it grows from there by a factor, so never from zero)."""
+    learn_below_share: float = 0.25
+    """Frames with more of their power over the bounds than this teach nothing (they may be
+    someone starting to talk)."""
     settle_ms: int = 800
     """Played audio heard before any onset is reported: the coupling is learnt (and the echo
     canceller converges) over the assistant's first words."""
@@ -53,6 +79,22 @@ class DoubleTalkConfig:
     """Silence in the played audio that still counts as the assistant's turn (between sentences)."""
     far_floor_dbfs: float = -50.0
     """Played audio quieter than this is silence: nothing to talk over."""
+    suppression_floor_db: float = -35.0
+    """Least gain of a band that is all echo, in ``near`` (a hard zero sounds worse to ASR)."""
+    suppression_margin_db: float = 3.0
+    """``near`` takes off the echo bound this much over (measured: echo alone down by 30 dB
+    instead of 11, a voice over it within 1 dB)."""
+    delay: EchoDelayConfig = field(default_factory=EchoDelayConfig)
+
+
+def mel_band_edges(sample_rate: int, n_fft: int, bands: int, low_hz: float = 150.0, high_hz: float = 7000.0) -> np.ndarray:
+    """FFT bin edges of ``bands`` bands equally spaced on the mel scale."""
+
+    def mel(f: np.ndarray | float) -> np.ndarray:
+        return 2595 * np.log10(1 + np.asarray(f) / 700)
+
+    edges_hz = 700 * (10 ** (np.linspace(mel(low_hz), mel(high_hz), bands + 1) / 2595) - 1)
+    return np.round(edges_hz * n_fft / sample_rate).astype(int)
 
 
 class DoubleTalkDetector:
@@ -60,60 +102,122 @@ class DoubleTalkDetector:
         self.config = c = config or DoubleTalkConfig()
         self.frame = c.sample_rate * c.frame_ms // 1000
         self.vad = vad or WebRtcVad(3, c.sample_rate)
-        self._far: collections.deque[float] = collections.deque(maxlen=max(1, c.window_ms // c.frame_ms))
-        self._erl = 10 ** (c.initial_erl_db / 10)
-        self._margin = 10 ** (c.margin_db / 10)
+        self._n_fft = 2 * self.frame
+        self._window = np.sqrt(np.hanning(self._n_fft + 1)[:-1])
+        self._edges = mel_band_edges(c.sample_rate, self._n_fft, c.bands)
+        self._prev_far = np.zeros(self.frame)
+        self._prev_mic = np.zeros(self.frame)
+        self._overlap = np.zeros(self.frame)
+        self._bin_band = np.clip(np.searchsorted(self._edges, np.arange(self._n_fft // 2 + 1), side="right") - 1, 0, c.bands - 1)
+        """The band each FFT bin's gain comes from (bins outside the bands: the nearest one)."""
+        self._min_gain = 10 ** (c.suppression_floor_db / 20)
+        self._over_subtract = 10 ** (c.suppression_margin_db / 10)
+        self.near = np.zeros(self.frame, dtype=np.int16)
+        """The microphone with the echo bounds taken off, band by band: what the user said,
+        for the recognizer while they talk over the assistant. One frame late (10 ms)."""
+        self.kept = 1.0
+        """Share of the last frame's power that ``near`` keeps: how much of it is not echo."""
+        self._floor = (32768.0 * 10 ** (c.far_floor_dbfs / 20)) ** 2
+        """Mean square of the quietest played frame that counts."""
+        # A band's bound never drops below what white noise 20 dB under the floor puts in it.
+        noise = np.random.default_rng(0).standard_normal(self._n_fft) * np.sqrt(self._floor) / 10
+        self._band_floor = float(np.mean(self._band_powers(noise[: self.frame], noise[self.frame :])))
+        self._margins = {True: 10 ** (c.margin_db / 10), False: 10 ** (c.cautious_margin_db / 10)}
+        self._shares = {True: c.share, False: c.cautious_share}
         self._decay = 10 ** (-c.erl_decay_db_per_s * c.frame_ms / 1000 / 10)
         self._rise = 10 ** (c.erl_rise_db_per_frame / 10)
-        self._floor = (32768.0 * 10 ** (c.far_floor_dbfs / 20)) ** 2
+        self._min_coupling = 10 ** (c.min_erl_db / 10)
+        self._settle = c.settle_ms // c.frame_ms
+        self._resize(c.window_ms)
         self._run = 0
         self._quiet = 0
-        self._heard_far = 0
-        """Frames of played audio so far."""
         self._since_far = 10**9
         """Frames since audio was last played."""
-        self._settle = c.settle_ms // c.frame_ms
         self.active = False
         """Someone is talking over the played audio now."""
+        self.share_over = 0.0
+        """Share of the last frame's power over the echo bounds (for tests and tuning)."""
         self.mid_reply: Callable[[], bool] = lambda: False
         """Whether more of a reply is waiting to play (set by whoever owns the playback)."""
 
-    def set_delay_ms(self, ms: float) -> None:
-        """The sound card's delay from playing to capturing: the echo comes that much later."""
+    def _resize(self, span_ms: float) -> None:
         c = self.config
-        frames = max(1, int((max(0.0, ms) + c.window_ms) // c.frame_ms))
-        self._far = collections.deque(self._far, maxlen=frames)
+        lags = max(1, int(span_ms // c.frame_ms))
+        self._far = np.zeros((lags, c.bands))
+        """Played band powers, newest first."""
+        self._far_level = np.zeros(lags)
+        """Played mean square per frame, newest first."""
+        self._tail = 10 ** (-c.tail_db_per_frame * np.arange(lags) / 10)
+        initial = 10 ** (c.initial_erl_db / 10)
+        self._coupling = {False: np.full(c.bands, initial), True: np.full(c.bands, initial)}
+        """Per band, against the whole window's loudest (False) and against the delayed (True)."""
+        self._settle_ratios: dict[bool, list[np.ndarray]] = {False: [], True: []}
+        """The couplings heard while settling: the cautious start is dropped to them then."""
+        self._heard_far = 0
+        """Frames with played audio in the window so far."""
+        self.delay = EchoDelayEstimator(lags, c.delay)
+
+    def set_delay_ms(self, ms: float) -> None:
+        """The sound card's delay from playing to capturing: the echo comes that much later.
+        Starts the learning over (the devices changed)."""
+        self._resize(max(0.0, ms) + self.config.window_ms)
 
     @property
-    def erl_db(self) -> float:
-        """The echo coupling learnt so far (microphone over played energy), dB."""
-        return 10 * float(np.log10(self._erl + 1e-12))
+    def delay_ms(self) -> float | None:
+        """The echo delay learnt from the audio, once it is clear."""
+        d = self.delay.delay
+        return None if d is None else d * self.config.frame_ms
+
+    def _band_powers(self, previous: np.ndarray, current: np.ndarray, spectrum: np.ndarray | None = None) -> np.ndarray:
+        if spectrum is None:
+            spectrum = np.fft.rfft(np.concatenate([previous, current]) * self._window)
+        spectrum = np.abs(spectrum) ** 2
+        cumulative = np.concatenate([[0.0], np.cumsum(spectrum)])
+        return cumulative[self._edges[1:]] - cumulative[self._edges[:-1]]
 
     def push(self, mic: np.ndarray, played: np.ndarray) -> bool | None:
         """One frame each (int16, ``frame`` samples, same moment). True at an onset of double
         talk, False at its end, None otherwise."""
         c = self.config
-        far = float(np.mean(played.astype(np.float64) ** 2))
-        self._far.append(far)
-        far_max = max(self._far)
-        if far_max >= self._floor:
+        far_now = played.astype(np.float64)
+        mic_now = mic.astype(np.float64)
+        far_bands = self._band_powers(self._prev_far, far_now)
+        mic_spectrum = np.fft.rfft(np.concatenate([self._prev_mic, mic_now]) * self._window)
+        mic_bands = self._band_powers(self._prev_mic, mic_now, mic_spectrum)
+        self._prev_far, self._prev_mic = far_now, mic_now
+        self._far = np.roll(self._far, 1, axis=0)
+        self._far[0] = far_bands
+        self._far_level = np.roll(self._far_level, 1)
+        self._far_level[0] = far_level = float(np.mean(far_now**2))
+        self.delay.observe(10 * np.log10(far_bands.sum() + 1.0), 10 * np.log10(mic_bands.sum() + 1.0))
+        if self._far_level.max() >= self._floor:  # played within the window: its echo may come
             self._heard_far += 1
             self._since_far = 0
+            if self._heard_far == self._settle:
+                # Settled: from the cautious start straight down to what was heard (a headset's
+                # silence would otherwise take seconds of slow forgetting to learn).
+                # The 90th percentile, 3 dB up, not the peak: a user talking through part of it
+                # would raise that.
+                for aligned, ratios in self._settle_ratios.items():
+                    heard = np.percentile(ratios, 90, axis=0) * 2 if ratios else self._coupling[aligned]
+                    self._coupling[aligned] = np.maximum(np.minimum(self._coupling[aligned], heard), self._min_coupling)
         else:
             # A pause between the assistant's sentences, with more of the reply still to play,
             # is still its turn, and the canceller still holds a voice down in it.
             self._since_far += 1
             if self._since_far * c.frame_ms > c.gap_ms or not self.mid_reply():
+                self._suppress(mic_spectrum, mic_bands, None)
                 return self._end() if self.active else None
-        near = float(np.mean(mic.astype(np.float64) ** 2))
-        ratio = near / max(far_max, self._floor)
-        talking = ratio > self._erl * self._margin and self.vad.is_speech(mic)
+        aligned = self.delay.delay is not None
+        bounds = {False: np.maximum(self._far.max(axis=0), self._band_floor), True: self._delayed_bounds()}
+        echo = self._coupling[aligned] * bounds[aligned]
+        # While settling, the coupling is a cautious guess that would take a voice for echo.
+        self._suppress(mic_spectrum, mic_bands, echo if self._heard_far >= self._settle else None)
+        over = np.maximum(0.0, mic_bands - self._margins[aligned] * echo)
+        self.share_over = float(over.sum() / (mic_bands.sum() + 1e-9))
+        talking = self.share_over > self._shares[aligned] and self.vad.is_speech(mic)
         if not talking and not self.active:
-            # The loudest coupling heard from the assistant talking alone, forgotten slowly
-            # (echo peaks come at every syllable and renew it; a headset's never do).
-            # It may rise only so fast: a voice starting over the echo climbs faster and is
-            # caught before it can teach the detector that it is echo.
-            self._erl = min(ratio, self._erl * self._rise) if ratio > self._erl else self._erl * self._decay
+            self._learn(mic_bands, bounds)
         if talking:
             self._run += 1
             self._quiet = 0
@@ -127,6 +231,40 @@ class DoubleTalkDetector:
                 if self._quiet * c.frame_ms >= c.release_ms:
                     return self._end()
         return None
+
+    def _suppress(self, spectrum: np.ndarray, mic_bands: np.ndarray, echo: np.ndarray | None) -> None:
+        """``near``: this window with each band scaled by how much of it is not echo
+        (overlap-add of 20 ms windows, 10 ms apart)."""
+        self.kept = 1.0
+        if echo is not None:
+            power_gains = np.clip(1.0 - self._over_subtract * echo / (mic_bands + 1e-9), self._min_gain**2, 1.0)
+            self.kept = float((mic_bands * power_gains).sum() / (mic_bands.sum() + 1e-9))
+            spectrum = spectrum * np.sqrt(power_gains)[self._bin_band]
+        y = np.fft.irfft(spectrum, self._n_fft) * self._window
+        out = self._overlap + y[: self.frame]
+        self._overlap = y[self.frame :]
+        self.near = np.clip(np.round(out), -32768, 32767).astype(np.int16)
+
+    def _delayed_bounds(self) -> np.ndarray:
+        """Per band: the loudest played power from the echo's delay back, with the room's decay."""
+        start = max(0, self.delay.lag - self.config.delay_jitter_frames)
+        delayed = self._far[start:] * self._tail[: len(self._far) - start, None]
+        return np.maximum(delayed.max(axis=0), self._band_floor)
+
+    def _learn(self, mic_bands: np.ndarray, bounds: dict[bool, np.ndarray]) -> None:
+        """The assistant is talking alone (as far as anyone can tell): learn its echo."""
+        clean = self.share_over <= self.config.learn_below_share
+        for aligned, bound in bounds.items():
+            coupling = self._coupling[aligned]
+            ratio = mic_bands / bound
+            if self._heard_far < self._settle:
+                self._settle_ratios[aligned].append(ratio)
+            rise = (ratio > coupling) & clean
+            # The loudest coupling heard, forgotten slowly (echo peaks come at every syllable
+            # and renew it; a headset's never do); it may rise only so fast.
+            self._coupling[aligned] = np.where(rise, np.minimum(ratio, coupling * self._rise), coupling * self._decay)
+        if clean:
+            self.delay.learn()  # the onsets from silence and into it say the most
 
     def _end(self) -> bool:
         self.active = False

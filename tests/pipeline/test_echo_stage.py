@@ -31,10 +31,11 @@ def test_blocks_of_odd_length_come_out_as_whole_frames_without_a_gap() -> None:
     assert audio[0].start_s == 0.0
 
 
-def test_at_a_voice_over_the_playback_the_raw_microphone_goes_on_and_what_was_held_down_goes_again() -> None:
+def test_at_a_voice_over_the_playback_the_microphone_goes_on_and_what_was_held_down_goes_again() -> None:
     # 2 s of "assistant" (a recording) playing with no echo, then a user's voice over it: the
-    # canceller holds that voice down; from the onset the stage sends the raw microphone, and
-    # first the last 400 ms already sent, raw.
+    # canceller holds that voice down; from the onset the stage sends the double-talk
+    # detector's echo-reduced microphone (here, with no echo, the microphone itself, 10 ms
+    # late), and first the last 400 ms already sent, the same way.
     from conftest import recording
 
     from voxloop.pipeline.frames import RawAudioFrame
@@ -54,7 +55,12 @@ def test_at_a_voice_over_the_playback_the_raw_microphone_goes_on_and_what_was_he
     out = asyncio.run(run_stage(stage, frames))
 
     assert onsets and 2.0 <= onsets[0] <= 2.1
+    def is_the_microphone(f: AudioFrame) -> bool:
+        start = int(f.start_s * RATE) - 160  # one frame late
+        expected = mic[start : start + len(f.samples)].astype(int)
+        return bool(np.abs(f.samples.astype(int) - expected).max() <= 2)
+
     restored = next(f for f in out if isinstance(f, RawAudioFrame))
-    assert restored.start_s >= onsets[0] - 0.45 and np.array_equal(restored.samples, mic[int(restored.start_s * RATE) : int(restored.start_s * RATE) + len(restored.samples)])
+    assert restored.start_s >= onsets[0] - 0.45 and is_the_microphone(restored)
     after = [f for f in out if type(f) is AudioFrame and f.start_s >= onsets[0]][:5]
-    assert all(np.array_equal(f.samples, mic[int(f.start_s * RATE) : int(f.start_s * RATE) + len(f.samples)]) for f in after)
+    assert after and all(is_the_microphone(f) for f in after)
