@@ -188,7 +188,7 @@ class DoubleTalkDetector:
         self._far = np.roll(self._far, 1, axis=0)
         self._far[0] = far_bands
         self._far_level = np.roll(self._far_level, 1)
-        self._far_level[0] = far_level = float(np.mean(far_now**2))
+        self._far_level[0] = float(np.mean(far_now**2))
         self.delay.observe(10 * np.log10(far_bands.sum() + 1.0), 10 * np.log10(mic_bands.sum() + 1.0))
         if self._far_level.max() >= self._floor:  # played within the window: its echo may come
             self._heard_far += 1
