@@ -69,6 +69,8 @@ class EndpointStage(Stage):
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start_s = 0.0
         self._turn_id = 0
+        self._started_s = 0.0
+        """Where the current utterance began (timeline seconds)."""
         self._provisional = False
         """The current utterance has been sent on provisionally and not retracted."""
         self._cut = False
@@ -154,6 +156,7 @@ class EndpointStage(Stage):
                 return  # more of the same utterance: same turn
             self._turn_id = self._next_turn_id()
             self._provisional = self._cut = False
+            self._started_s = event.at_s
             log.get(self._turn_id).user_start_s = event.at_s
             self._on_speech_start(self._turn_id, event.at_s)
         elif isinstance(event, SpeechDiscarded):
@@ -197,6 +200,11 @@ class EndpointStage(Stage):
         old, self._turn_id = self._turn_id, self._next_turn_id()
         logger.debug("turn %d: the user went on; provisional work retracted (now turn %d)", old, self._turn_id)
         self._on_retract(old, self._turn_id)
+        # The record moves to the new id, unless the old words were dropped with it (let
+        # pass over a reply): the utterance still began where it began.
+        record = self.ctx.log.get(self._turn_id)
+        if record.user_start_s is None:
+            record.user_start_s = self._started_s
 
     async def _send(
         self,

@@ -513,3 +513,28 @@ def test_half_duplex_listens_again_once_the_reply_has_played(tmp_path: Path) -> 
     assert first.reply_end_s is not None and first.reply_end_s < 5.5
     assert second.user_text == "second question" and second.assistant_text == "Two."
     assert not first.interrupted
+
+
+def test_a_word_let_pass_that_goes_on_into_the_rest_of_the_question_is_answered_with_it(tmp_path: Path) -> None:
+    # The speaker pauses after the question, says one word over the reply (too little to take
+    # the floor: it plays on), pauses again and finishes the thought: one question, all of it.
+    onset = int(speech_onset_s("spk2_snt1.wav") * RATE)
+    word = speech("spk2_snt1.wav")[max(0, onset - 800) : onset + int(0.5 * RATE)]
+    rest = speech("spk1_snt2.wav")
+    second = np.concatenate([word, np.zeros(int(0.3 * RATE), dtype=np.int16), rest])
+    question_end = 0.5 + len(speech("spk1_snt1.wav")) / RATE
+    path = overlapping_input(tmp_path, second, at_s=question_end + 1.2, total_s=18.0, question_gain=0.3)
+    llm = FakeLLM([])
+    llm.stream = lambda messages, max_tokens: iter([LONG_REPLY if messages[-1]["content"] == "tell me something long" else "Sure."])  # type: ignore[method-assign]
+
+    def by_audio(audio: np.ndarray) -> str:
+        if np.abs(audio).max() < 0.06:
+            return "tell me something long"
+        return "ask" if len(audio) < 1.5 * RATE else "ask what you can do"
+
+    run = run_session(
+        tmp_path, path, FakeASR(by_audio=by_audio), llm, FakeTTS(), endpointer=EndpointerConfig(speculate_ms=100)
+    )
+    *cut, last = run.turns
+    assert cut and all(t.interrupted for t in cut)
+    assert last.user_text == "tell me something long ask what you can do" and last.assistant_text == "Sure."
