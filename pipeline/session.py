@@ -76,6 +76,10 @@ class SessionConfig:
     audio as reference) before anything listens to it."""
     echo_canceller: EchoCancellerConfig = field(default_factory=EchoCancellerConfig)
     half_duplex_tail_ms: int = 300
+    resume_hold_ms: int = 250
+    """A reply paused for a sound that came to nothing (a cough; or a first short word the
+    endpointer threw away, with the rest of the sentence still coming) resumes after this much
+    more quiet, not at once."""
     """Half-duplex: after the reply's last sample leaves the buffer, the microphone stays shut
     this long more (device output latency plus the room's echo)."""
     barge: BargeInConfig = field(default_factory=BargeInConfig)
@@ -112,6 +116,8 @@ class VoiceSession:
         """The utterance that paused a playing reply and whose words are not known yet."""
         self._let_pass: set[int] = set()
         """Utterances over a reply judged not to take the floor (or retracted while judged)."""
+        self._resume_at_s: float | None = None
+        """Where a paused reply resumes, if nothing is heard before (``resume_hold_ms``)."""
         self._said: collections.deque[tuple[float, str]] = collections.deque(maxlen=8)
         """(end on the timeline, text) of the latest replies, to recognise their echo."""
         self.endpoint = EndpointStage(
@@ -175,6 +181,7 @@ class VoiceSession:
         rate = self.endpoint.sample_rate
         self.chain.input.put_nowait(AudioFrame(NO_TURN, block, rate, at_s, reference=reference))
         self._timeline_s = at_s
+        self._resume_if_due(at_s)
         if self.commands is not None:
             self._to_announce += self.commands.announcements(at_s)
             if self._to_announce and not (self.endpoint.in_speech or self.active_turns):
@@ -243,15 +250,16 @@ class VoiceSession:
             return
         if started:
             self._voices.add(source)
+            self._resume_at_s = None
             if self.active_turns and self.output.is_playing() and not self.output.paused:
                 logger.debug("voice at %.2f s (%s): reply paused", at_s, source)
                 self._pause()
             return
         self._voices.discard(source)
         if not self._voices and self._judging is None and self.output.paused and not self.endpoint.in_speech:
-            logger.debug("voice faded at %.2f s: reply resumed", at_s)
+            logger.debug("voice faded at %.2f s: reply resumes after a hold", at_s)
             self.let_pass["noise"] += 1
-            self.output.resume()
+            self._resume_later()
 
     def _pause(self) -> None:
         if not self.output.paused:
@@ -259,7 +267,18 @@ class VoiceSession:
             for turn_id in self.active_turns:
                 self.log.get(turn_id).pauses += 1
 
+    def _resume_later(self) -> None:
+        self._resume_at_s = self._timeline_s + self.config.resume_hold_ms / 1000
+
+    def _resume_if_due(self, at_s: float) -> None:
+        if self._resume_at_s is None or at_s < self._resume_at_s:
+            return
+        self._resume_at_s = None
+        if self.output.paused and self._judging is None and not self._voices and not self.endpoint.in_speech:
+            self.output.resume()
+
     def _on_speech_start(self, turn_id: int, at_s: float) -> None:
+        self._resume_at_s = None
         self._voices.clear()  # speech is confirmed: from here its words decide
         if not (self.active_turns and self.config.barge_in):
             return
@@ -283,7 +302,10 @@ class VoiceSession:
         self._judging = None
         self._voices.clear()
         self._drop(turn_id)
-        self.output.resume()
+        if kind == "noise":
+            self._resume_later()
+        else:
+            self.output.resume()  # its words are known: a nod, its own echo
 
     def _drop(self, turn_id: int) -> None:
         """Not a turn to answer; its words (if any) are forgotten."""

@@ -92,7 +92,7 @@ def test_switch_to_a_persona_by_voice(engines: Engines, tmp_path: Path) -> None:
     assert switch["assistant_text"] == "Hello, I am your cooking assistant. What are we making?"
     # From the next turn on: the persona's instructions and its files.
     system = llm.prompts[-1][0]["content"]
-    assert system.startswith("You are a cooking assistant.") and "40 minutes" in system
+    assert system.startswith("You are a cooking assistant.") and "40 minutes" in system, (question["user_text"], system)
     assert question["assistant_text"]
 
 

@@ -538,3 +538,24 @@ def test_a_word_let_pass_that_goes_on_into_the_rest_of_the_question_is_answered_
     *cut, last = run.turns
     assert cut and all(t.interrupted for t in cut)
     assert last.user_text == "tell me something long ask what you can do" and last.assistant_text == "Sure."
+
+
+def test_a_reply_paused_for_a_sound_that_came_to_nothing_waits_a_moment_before_it_resumes(tmp_path: Path) -> None:
+    # A short sound over the reply, then quiet: the reply resumes, ``resume_hold_ms`` after
+    # the sound is thrown away rather than at once (the rest of a sentence may be coming).
+    onset = int(speech_onset_s("spk2_snt1.wav") * RATE)
+    blip = speech("spk2_snt1.wav")[onset : onset + int(0.12 * RATE)]
+
+    def silent_ms(hold_ms: int) -> float:
+        work = tmp_path / str(hold_ms)
+        work.mkdir()
+        path = overlapping_input(work, blip, at_s=6.0, total_s=16.0)
+        run = run_session(work, path, FakeASR(["tell me something long"]), FakeLLM([LONG_REPLY]), FakeTTS(), resume_hold_ms=hold_ms)
+        [turn] = run.turns
+        assert not turn.interrupted and turn.pauses >= 1
+        frames = run.assistant[: len(run.assistant) // 160 * 160].reshape(-1, 160).astype(np.int32)
+        after = (np.abs(frames).max(axis=1) > 1000)[600:]  # from 6 s
+        paused = int(np.argmin(after))
+        return float(np.argmax(after[paused:])) * 10  # ms until it plays again
+
+    assert silent_ms(250) - silent_ms(0) >= 240
