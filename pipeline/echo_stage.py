@@ -15,6 +15,10 @@ goes on instead of the canceller's (the raw one, with each band's echo bound tak
 keeps the user's voice where the canceller would hold it down, without the assistant's words
 that the raw microphone carries), and the last ``preroll_ms`` already sent go again, the same
 way (``RawAudioFrame``), so the endpointer keeps the user's first word.
+
+The canceller's output is also capped, frame by frame, at the share of the microphone that
+the detector finds is not echo (``cap``): AEC3 lets echo through while it converges and just
+after playback stops, and the voice detector behind it would hear the assistant.
 """
 
 from __future__ import annotations
@@ -56,10 +60,8 @@ class EchoCancelStage(Stage):
         """The detector's echo-reduced microphone (``DoubleTalkDetector.near``) of the last
         ``preroll_ms`` sent on, with where each block starts."""
         self._preroll_s = preroll_ms / 1000
-        self.cap_residual_echo = False
-        """Cap the canceller's output by the detector's echo estimate (``cap``). Off: it also
-        takes down a user who talks while the assistant's first reply is still settling, and
-        a tested conversation lost a continued sentence by it; kept for the next round."""
+        self.cap_residual_echo = True
+        """Cap the canceller's output by the detector's echo estimate (``cap``)."""
         self.on_double_talk: Callable[[bool, float], None] = lambda started, at_s: None
         self._mic = np.zeros(0, dtype=np.int16)
         self._ref = np.zeros(0, dtype=np.int16)

@@ -64,3 +64,18 @@ def test_at_a_voice_over_the_playback_the_microphone_goes_on_and_what_was_held_d
     assert restored.start_s >= onsets[0] - 0.45 and is_the_microphone(restored)
     after = [f for f in out if type(f) is AudioFrame and f.start_s >= onsets[0]][:5]
     assert after and all(is_the_microphone(f) for f in after)
+
+
+def test_the_cancellers_output_is_capped_at_what_the_detector_finds_is_not_echo() -> None:
+    from voxloop.pipeline.echo_stage import cap
+
+    rng = np.random.default_rng(1)
+    mic = (rng.standard_normal(480) * 3000).astype(np.int16)
+    leak = (rng.standard_normal(480) * 1000).astype(np.int16)  # what AEC3 let through
+    # Frame 1 all echo (kept 1 %), frame 2 half, frame 3 a voice (all kept).
+    out = cap(leak, mic, np.array([0.01, 0.5, 1.0]), 160)
+    power = (out.reshape(3, 160).astype(np.float64) ** 2).mean(axis=1)
+    mic_power = (mic.reshape(3, 160).astype(np.float64) ** 2).mean(axis=1)
+    assert power[0] <= 0.011 * mic_power[0]
+    assert power[1] <= 0.51 * mic_power[1]
+    assert np.array_equal(out[320:], leak[320:])  # under the cap: untouched
