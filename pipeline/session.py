@@ -271,10 +271,14 @@ class VoiceSession:
         self._resume_at_s = self._timeline_s + self.config.resume_hold_ms / 1000
 
     def _resume_if_due(self, at_s: float) -> None:
-        if self._resume_at_s is None or at_s < self._resume_at_s:
-            return
-        self._resume_at_s = None
-        if self.output.paused and self._judging is None and not self._voices and not self.endpoint.in_speech:
+        """Every block: a paused reply that nothing is deciding on any more (no voice, no
+        speech, no words being judged) resumes once ``resume_hold_ms`` have passed."""
+        if not self.output.paused or self._judging is not None or self._voices or self.endpoint.in_speech:
+            return  # a pending resume waits for the decision
+        if self._resume_at_s is None:
+            self._resume_later()  # however the decision ended, the reply must not stay paused
+        elif at_s >= self._resume_at_s:
+            self._resume_at_s = None
             self.output.resume()
 
     def _on_speech_start(self, turn_id: int, at_s: float) -> None:

@@ -559,3 +559,23 @@ def test_a_reply_paused_for_a_sound_that_came_to_nothing_waits_a_moment_before_i
         return float(np.argmax(after[paused:])) * 10  # ms until it plays again
 
     assert silent_ms(250) - silent_ms(0) >= 240
+
+
+def test_a_reply_paused_by_sounds_with_no_words_always_plays_to_its_end(tmp_path: Path) -> None:
+    # Three short sounds over the reply (a voice counting, heard as nothing): each pauses the
+    # reply and comes to nothing; whatever order the detectors report in, it plays out.
+    onset = int(speech_onset_s("spk2_snt1.wav") * RATE)
+    s = speech("spk2_snt1.wav")
+    gap = np.zeros(int(0.25 * RATE), dtype=np.int16)
+    blips = np.concatenate([s[onset : onset + 2400], gap, s[onset + 4800 : onset + 7200], gap, s[onset + 9600 : onset + 12000]])
+    path = overlapping_input(tmp_path, blips, at_s=6.0, total_s=16.0, question_gain=0.3)
+    llm = FakeLLM([])
+    llm.stream = lambda messages, max_tokens: iter([LONG_REPLY])  # type: ignore[method-assign]
+
+    def by_audio(audio: np.ndarray) -> str:
+        return "tell me something long" if np.abs(audio).max() < 0.06 else ""
+
+    run = run_session(tmp_path, path, FakeASR(by_audio=by_audio), llm, FakeTTS(), endpointer=EndpointerConfig(speculate_ms=100))
+    [turn] = run.turns
+    assert turn.pauses >= 1 and not turn.interrupted
+    assert turn.reply_end_s is not None, "the reply stayed paused"
