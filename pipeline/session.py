@@ -259,7 +259,6 @@ class VoiceSession:
         if not self._voices and self._judging is None and self.output.paused and not self.endpoint.in_speech:
             logger.debug("voice faded at %.2f s: reply resumes after a hold", at_s)
             self.let_pass["noise"] += 1
-            self._resume_later()
 
     def _pause(self) -> None:
         if not self.output.paused:
@@ -267,16 +266,14 @@ class VoiceSession:
             for turn_id in self.active_turns:
                 self.log.get(turn_id).pauses += 1
 
-    def _resume_later(self) -> None:
-        self._resume_at_s = self._timeline_s + self.config.resume_hold_ms / 1000
-
     def _resume_if_due(self, at_s: float) -> None:
         """Every block: a paused reply that nothing is deciding on any more (no voice, no
         speech, no words being judged) resumes once ``resume_hold_ms`` have passed."""
         if not self.output.paused or self._judging is not None or self._voices or self.endpoint.in_speech:
             return  # a pending resume waits for the decision
         if self._resume_at_s is None:
-            self._resume_later()  # however the decision ended, the reply must not stay paused
+            # However the decision ended (voice faded, no words), the reply must not stay paused.
+            self._resume_at_s = at_s + self.config.resume_hold_ms / 1000
         elif at_s >= self._resume_at_s:
             self._resume_at_s = None
             self.output.resume()
@@ -306,10 +303,8 @@ class VoiceSession:
         self._judging = None
         self._voices.clear()
         self._drop(turn_id)
-        if kind == "noise":
-            self._resume_later()
-        else:
-            self.output.resume()  # its words are known: a nod, its own echo
+        if kind != "noise":
+            self.output.resume()  # its words are known: a nod, its own echo (noise: after a hold)
 
     def _drop(self, turn_id: int) -> None:
         """Not a turn to answer; its words (if any) are forgotten."""
