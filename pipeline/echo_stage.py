@@ -14,7 +14,7 @@ until its end (the assistant has stopped by then) the detector's own echo-reduce
 goes on instead of the canceller's (the raw one, with each band's echo bound taken off: it
 keeps the user's voice where the canceller would hold it down, without the assistant's words
 that the raw microphone carries), and the last ``preroll_ms`` already sent go again, the same
-way (``RawAudioFrame``), so the endpointer keeps the user's first word.
+way (``RestoredAudioFrame``), so the endpointer keeps the user's first word.
 
 The canceller's output is also capped, frame by frame, at the share of the microphone that
 the detector finds is not echo (``cap``): AEC3 lets echo through while it converges and just
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from voxloop.voice.double_talk import DoubleTalkDetector
 from voxloop.voice.echo_canceller import EchoCanceller
 
-from .frames import AudioFrame, Frame, RawAudioFrame
+from .frames import AudioFrame, Frame, RestoredAudioFrame
 from .stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class EchoCancelStage(Stage):
         cleaned = cap(self.canceller.process(mic[:whole], ref[:whole]), mic[:whole], kept, step)  # always: its timeline stays whole
         if onset and self._near:
             since = self._near[0][0]
-            await self.push(RawAudioFrame(frame.turn_id, np.concatenate([b for _, b in self._near]), rate, since))
+            await self.push(RestoredAudioFrame(frame.turn_id, np.concatenate([b for _, b in self._near]), rate, since))
         talked_over = self.detector.active or onset
         await self.push(AudioFrame(frame.turn_id, near if talked_over else cleaned, rate, start_s, frame.channels))
         self._near.append((start_s, near))

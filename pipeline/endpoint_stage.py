@@ -24,7 +24,7 @@ from voxloop.voice.vad import (
     SpeechStart,
 )
 
-from .frames import AudioFrame, Frame, RawAudioFrame, UtteranceFrame
+from .frames import AudioFrame, Frame, RestoredAudioFrame, UtteranceFrame
 from .stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class EndpointStage(Stage):
         return self._turn_id if self.endpointer.in_speech else None
 
     async def process(self, frame: Frame) -> None:
-        if isinstance(frame, RawAudioFrame):
+        if isinstance(frame, RestoredAudioFrame):
             self._replace(frame)
             return
         if not isinstance(frame, AudioFrame):
@@ -114,7 +114,7 @@ class EndpointStage(Stage):
                 await self._handle(event)
             self._hint_voice(at_s + n / self.sample_rate)
 
-    def _replace(self, frame: RawAudioFrame) -> None:
+    def _replace(self, frame: RestoredAudioFrame) -> None:
         """The audio already heard since ``frame.start_s``, as it was before the echo canceller."""
         n = self.endpointer.frame_samples
         end_s = self._pending_start_s  # where the frames pushed so far end

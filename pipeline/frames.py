@@ -91,10 +91,11 @@ class AudioFrame(DataFrame):
 
 
 @dataclass(frozen=True, eq=False)
-class RawAudioFrame(AudioFrame):
-    """Microphone audio already sent on (cleaned) from ``start_s``, as it was before the echo
-    canceller: at an onset of double talk it replaces what the canceller held down, so the
-    words that started over the assistant are heard from the first."""
+class RestoredAudioFrame(AudioFrame):
+    """Microphone audio already sent on (cleaned) from ``start_s``, again, without the echo
+    canceller's hold on the near end (the double-talk detector's echo-reduced microphone): at
+    an onset of double talk it replaces what the canceller held down, so the words that
+    started over the assistant are heard from the first."""
 
 
 @dataclass(frozen=True, eq=False)

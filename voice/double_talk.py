@@ -121,7 +121,7 @@ class DoubleTalkDetector:
         """Mean square of the quietest played frame that counts."""
         # A band's bound never drops below what white noise 20 dB under the floor puts in it.
         noise = np.random.default_rng(0).standard_normal(self._n_fft) * np.sqrt(self._floor) / 10
-        self._band_floor = float(np.mean(self._band_powers(noise[: self.frame], noise[self.frame :])))
+        self._band_floor = float(np.mean(self._band_powers(self._spectrum(noise[: self.frame], noise[self.frame :]))))
         self._margins = {True: 10 ** (c.margin_db / 10), False: 10 ** (c.cautious_margin_db / 10)}
         self._shares = {True: c.share, False: c.cautious_share}
         self._decay = 10 ** (-c.erl_decay_db_per_s * c.frame_ms / 1000 / 10)
@@ -168,11 +168,12 @@ class DoubleTalkDetector:
         d = self.delay.delay
         return None if d is None else d * self.config.frame_ms
 
-    def _band_powers(self, previous: np.ndarray, current: np.ndarray, spectrum: np.ndarray | None = None) -> np.ndarray:
-        if spectrum is None:
-            spectrum = np.fft.rfft(np.concatenate([previous, current]) * self._window)
-        spectrum = np.abs(spectrum) ** 2
-        cumulative = np.concatenate([[0.0], np.cumsum(spectrum)])
+    def _spectrum(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """The 20 ms window ending with ``current``."""
+        return np.fft.rfft(np.concatenate([previous, current]) * self._window)
+
+    def _band_powers(self, spectrum: np.ndarray) -> np.ndarray:
+        cumulative = np.concatenate([[0.0], np.cumsum(np.abs(spectrum) ** 2)])
         return cumulative[self._edges[1:]] - cumulative[self._edges[:-1]]
 
     def push(self, mic: np.ndarray, played: np.ndarray) -> bool | None:
@@ -181,9 +182,9 @@ class DoubleTalkDetector:
         c = self.config
         far_now = played.astype(np.float64)
         mic_now = mic.astype(np.float64)
-        far_bands = self._band_powers(self._prev_far, far_now)
-        mic_spectrum = np.fft.rfft(np.concatenate([self._prev_mic, mic_now]) * self._window)
-        mic_bands = self._band_powers(self._prev_mic, mic_now, mic_spectrum)
+        far_bands = self._band_powers(self._spectrum(self._prev_far, far_now))
+        mic_spectrum = self._spectrum(self._prev_mic, mic_now)
+        mic_bands = self._band_powers(mic_spectrum)
         self._prev_far, self._prev_mic = far_now, mic_now
         self._far = np.roll(self._far, 1, axis=0)
         self._far[0] = far_bands
@@ -201,6 +202,7 @@ class DoubleTalkDetector:
                 for aligned, ratios in self._settle_ratios.items():
                     heard = np.percentile(ratios, 90, axis=0) * 2 if ratios else self._coupling[aligned]
                     self._coupling[aligned] = np.maximum(np.minimum(self._coupling[aligned], heard), self._min_coupling)
+                    ratios.clear()
         else:
             # A pause between the assistant's sentences, with more of the reply still to play,
             # is still its turn, and the canceller still holds a voice down in it.

@@ -38,7 +38,7 @@ def test_at_a_voice_over_the_playback_the_microphone_goes_on_and_what_was_held_d
     # late), and first the last 400 ms already sent, the same way.
     from conftest import recording
 
-    from voxloop.pipeline.frames import RawAudioFrame
+    from voxloop.pipeline.frames import RestoredAudioFrame
     from voxloop.voice.audio_file import float_to_int16, iter_audio
 
     played = float_to_int16(np.concatenate(list(iter_audio(recording("arctic_a0024.wav").path, target_rate=RATE))) * 4)
@@ -60,7 +60,7 @@ def test_at_a_voice_over_the_playback_the_microphone_goes_on_and_what_was_held_d
         expected = mic[start : start + len(f.samples)].astype(int)
         return bool(np.abs(f.samples.astype(int) - expected).max() <= 2)
 
-    restored = next(f for f in out if isinstance(f, RawAudioFrame))
+    restored = next(f for f in out if isinstance(f, RestoredAudioFrame))
     assert restored.start_s >= onsets[0] - 0.45 and is_the_microphone(restored)
     after = [f for f in out if type(f) is AudioFrame and f.start_s >= onsets[0]][:5]
     assert after and all(is_the_microphone(f) for f in after)
