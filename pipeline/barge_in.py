@@ -82,7 +82,7 @@ def _phrase_only(heard: list[str], phrases: tuple[str, ...], ignore: tuple[str, 
     return matched
 
 
-NEGATIONS = ("don't", "dont", "do", "not", "never", "can't", "won't")
+NEGATIONS = ("don't", "dont", "not", "never", "can't", "won't")
 """Words that turn a stop word around ("don't stop", "do not wait")."""
 
 

@@ -115,7 +115,8 @@ class EndpointStage(Stage):
             self._hint_voice(at_s + n / self.sample_rate)
 
     def _replace(self, frame: RestoredAudioFrame) -> None:
-        """The audio already heard since ``frame.start_s``, as it was before the echo canceller."""
+        """The audio already heard since ``frame.start_s``, again as the double-talk detector's
+        echo-reduced microphone has it (the canceller held the user's voice down there)."""
         n = self.endpointer.frame_samples
         end_s = self._pending_start_s  # where the frames pushed so far end
         frames = []

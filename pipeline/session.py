@@ -76,12 +76,12 @@ class SessionConfig:
     audio as reference) before anything listens to it."""
     echo_canceller: EchoCancellerConfig = field(default_factory=EchoCancellerConfig)
     half_duplex_tail_ms: int = 300
+    """Half-duplex: after the reply's last sample leaves the buffer, the microphone stays shut
+    this long more (device output latency plus the room's echo)."""
     resume_hold_ms: int = 250
     """A reply paused for a sound that came to nothing (a cough; or a first short word the
     endpointer threw away, with the rest of the sentence still coming) resumes after this much
     more quiet, not at once."""
-    """Half-duplex: after the reply's last sample leaves the buffer, the microphone stays shut
-    this long more (device output latency plus the room's echo)."""
     barge: BargeInConfig = field(default_factory=BargeInConfig)
     """What counts as taking the floor while the assistant speaks."""
 

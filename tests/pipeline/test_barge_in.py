@@ -30,6 +30,7 @@ REPLY = "Paris is the capital of France. It has been for more than a thousand ye
         ("Let's stop.", "stop"),
         ("Stop it, please.", "stop"),
         ("Great, stop.", "stop"),  # a word made up from the echo's tail
+        ("Do stop.", "stop"),
         ("Don't stop.", "interrupt"),
         ("No thanks.", "interrupt"),
         ("Stop telling me about France.", "interrupt"),
