@@ -166,9 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     for item in args.set:
         name, _, value = item.partition("=")
-        if name not in types or types[name] not in ("int", "float"):
-            parser.error(f"--set {item}: not a number field of DoubleTalkConfig (one of {', '.join(k for k, t in types.items() if t in ('int', 'float'))})")
-        overrides[name] = int(value) if types[name] == "int" else float(value)
+        if name not in types or types[name] not in ("int", "float", "bool"):
+            parser.error(f"--set {item}: not a number or true/false field of DoubleTalkConfig (one of {', '.join(k for k, t in types.items() if t in ('int', 'float', 'bool'))})")
+        if types[name] == "bool" and value.lower() not in ("true", "false"):
+            parser.error(f"--set {item}: give {name}=true or {name}=false")
+        overrides[name] = value.lower() == "true" if types[name] == "bool" else int(value) if types[name] == "int" else float(value)
     config = DoubleTalkConfig(**overrides)
 
     engines = load_engines(Config(), check_models(Config()))

@@ -33,7 +33,8 @@ def test_a_quick_run_reports_detection_and_false_onsets(tmp_path: Path) -> None:
     assert "false onsets" in proc.stdout and "us per 10 ms frame" in proc.stdout
 
 
-def test_an_unknown_setting_is_one_clear_line() -> None:
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--set", "no_such=1"], capture_output=True, text=True, timeout=60, check=False)
+@pytest.mark.parametrize(("setting", "says"), [("no_such=1", "not a number or true/false field of DoubleTalkConfig"), ("predictor=maybe", "give predictor=true or predictor=false")])
+def test_a_bad_setting_is_one_clear_line(setting: str, says: str) -> None:
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--set", setting], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
-    assert "not a number field of DoubleTalkConfig" in proc.stderr and "Traceback" not in proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr
