@@ -21,6 +21,7 @@ Example ``~/.config/voxloop/config.toml``::
     hangover_ms = 500
     barge_in = true
     echo_cancel = true         # take the assistant's voice out of the microphone
+    echo_predictor = true      # hear a user who starts softly over its echo sooner
 
     [assistant]
     commands = true            # common commands answered without the LLM
@@ -98,6 +99,10 @@ class TurnsConfig:
     vad_aggressiveness: int = 2
     echo_cancel: bool = True
     """Run the echo canceller on the microphone (needs the livekit package)."""
+    echo_predictor: bool = True
+    """The double-talk detector also tests the microphone less the echo a linear filter
+    predicts from the played audio (``voice.echo_predictor``): a user who starts softly under
+    a loud echo is heard in 20-50 ms instead of 110-150. Off: the detector as before it."""
 
 
 @dataclass

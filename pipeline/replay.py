@@ -80,6 +80,7 @@ def session_config(config: Config, barge_in_default: bool) -> SessionConfig:
         endpointer=EndpointerConfig(hangover_ms=turns.hangover_ms),
         max_reply_tokens=config.dialog.max_reply_tokens,
         echo_cancel=turns.echo_cancel,
+        echo_predictor=turns.echo_predictor,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 from voxloop.models.base import ASR, LLM, TTS
+from voxloop.voice.double_talk import DoubleTalkConfig, DoubleTalkDetector
 from voxloop.voice.echo_canceller import EchoCanceller, EchoCancellerConfig
 from voxloop.voice.playback import OutputBuffer, PlaybackEvent
 from voxloop.voice.vad import Endpointer, EndpointerConfig, WebRtcVad
@@ -75,6 +76,8 @@ class SessionConfig:
     """Take the assistant's own voice out of the microphone (WebRTC AEC3, with the played
     audio as reference) before anything listens to it."""
     echo_canceller: EchoCancellerConfig = field(default_factory=EchoCancellerConfig)
+    echo_predictor: bool = True
+    """The double-talk detector's echo predictor (``DoubleTalkConfig.predictor``)."""
     half_duplex_tail_ms: int = 300
     """Half-duplex: after the reply's last sample leaves the buffer, the microphone stays shut
     this long more (device output latency plus the room's echo)."""
@@ -153,7 +156,8 @@ class VoiceSession:
             self.speech,
             self.playback,
         ]
-        self.echo = EchoCancelStage(EchoCanceller(c.echo_canceller)) if c.echo_cancel else None
+        detector = DoubleTalkDetector(DoubleTalkConfig(predictor=c.echo_predictor))
+        self.echo = EchoCancelStage(EchoCanceller(c.echo_canceller), detector) if c.echo_cancel else None
         """The echo canceller's stage, if on (a live device sets its delay)."""
         if self.echo is not None:
             stages.insert(0, self.echo)

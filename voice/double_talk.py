@@ -117,6 +117,11 @@ class DoubleTalkConfig:
     """The residual is tested in the bands whose echo due now is at most this far under the
     loudest played audio in the window. Measured at -55 dBFS: 10 dB, a false onset in 36
     replies (p95 100 ms); 6 dB, p95 140 ms."""
+    predictor_warmup_ms: int = 500
+    """After a silence longer than ``gap_ms`` (a new reply), the residual is tested only once
+    the predictor has learnt from this much of it: between replies the sound card's delay can
+    shift by a few milliseconds (the sound server restarts or re-times its streams), and a
+    prediction a few milliseconds off in time is wrong in every bin above 1 kHz."""
     predictor_decay_db_per_s: float = 6.0
     """How fast what the predictor leaves of the echo is forgotten (it leaves less as it
     learns). 12 dB/s: a false onset in 36 replies."""
@@ -161,6 +166,9 @@ class DoubleTalkDetector:
         self._band_floor = float(np.mean(self._band_powers(noise_spectrum)))
         self._bin_floor = float(np.mean(np.abs(noise_spectrum) ** 2))
         self._trust = 10 ** (c.predictor_trust_db / 10)
+        self._warmup = c.predictor_warmup_ms // c.frame_ms
+        self._residual_learnt = 0
+        """Frames of the current reply the predictor has learnt from."""
         self._residual_decay = 10 ** (-c.predictor_decay_db_per_s * c.frame_ms / 1000 / 10)
         self._smoothed = np.zeros(c.bands)
         self._recent = np.full((c.noise_window_ms // c.frame_ms, c.bands), np.inf)
@@ -261,6 +269,8 @@ class DoubleTalkDetector:
         self._noise = self._recent.min(axis=0)
         if self._far_level.max() >= self._floor:  # played within the window: its echo may come
             self._heard_far += 1
+            if self._since_far * c.frame_ms > c.gap_ms:
+                self._residual_learnt = 0  # a new reply: the echo path may have moved
             self._since_far = 0
             if self._heard_far == self._settle:
                 # Settled: from the cautious start straight down to what was heard (a headset's
@@ -289,7 +299,7 @@ class DoubleTalkDetector:
         self.excess_db = float(10 * np.log10(np.maximum(mic_bands / bound, 1.0)).sum())
         above = self.share_over > self._shares[aligned] or (aligned and self.excess_db > c.excess_db)
         self.residual_share = self.residual_excess_db = 0.0
-        if residual_bands is not None and aligned:
+        if residual_bands is not None and aligned and self._residual_learnt >= self._warmup:
             # The same test on the residual, against what the predictor leaves of the echo; only
             # in the bands whose echo due now is among the loudest played in the window. (At the
             # start of a sentence after a pause the echo due is faint, and what the predictor
@@ -349,6 +359,7 @@ class DoubleTalkDetector:
             self._residual_coupling = np.where(self._trusted(bounds), tracked, self._residual_coupling)
             if clean and self.residual_share <= c.learn_below_share and self.residual_excess_db <= c.learn_below_excess_db:
                 self.predictor.adapt()
+                self._residual_learnt += 1
         if clean:
             self.delay.learn()  # the onsets from silence and into it say the most
 

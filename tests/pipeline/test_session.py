@@ -579,3 +579,11 @@ def test_a_reply_paused_by_sounds_with_no_words_always_plays_to_its_end(tmp_path
     [turn] = run.turns
     assert turn.pauses >= 1 and not turn.interrupted
     assert turn.reply_end_s is not None, "the reply stayed paused"
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_the_double_talk_detectors_echo_predictor_follows_the_config(tmp_path: Path, on: bool) -> None:
+    log = TurnLog(tmp_path / "turns.jsonl")
+    session = VoiceSession(FakeASR(), FakeLLM([]), FakeTTS(), OutputBuffer(RATE), log, Dialog(), SessionConfig(echo_predictor=on), None)  # type: ignore[arg-type]
+    log.close()
+    assert session.echo is not None and session.echo.detector.config.predictor is on
