@@ -103,8 +103,8 @@ class TurnsConfig:
     """Experimental: the double-talk detector also tests the microphone less the echo a linear
     filter predicts from the played audio (``voice.echo_predictor``). On the replay's echo path
     a user who starts softly under a loud echo is heard in 20-50 ms instead of 110-150 (barge-in
-    p95 80 ms instead of 110); through PulseAudio the live echo test failed more often with it
-    (docs/benchmarks.md), so it is off until that is understood."""
+    p95 80 ms instead of 110). Through PulseAudio it is not yet shown harmless (the live echo
+    test failed 4 in 20 runs with it, 3 in 26 without: docs/benchmarks.md), so it is off."""
 
 
 @dataclass
