@@ -219,7 +219,7 @@ class DoubleTalkDetector:
         self._heard_far = 0
         """Frames with played audio in the window so far."""
         self.delay = EchoDelayEstimator(lags, c.delay)
-        self.predictor = EchoPredictor(lags, self._n_fft // 2 + 1, c.predictor_step, c.predictor_reg * self._bin_floor)
+        self.predictor = EchoPredictor(lags, self._n_fft // 2 + 1, c.predictor_step, c.predictor_reg * self._bin_floor) if c.predictor else None
         self._residual_coupling = np.full(c.bands, initial)
         """Per band, the residual's coupling to the delayed bound: how much echo the predictor
         leaves (all of it at first, less as it learns)."""
@@ -259,7 +259,7 @@ class DoubleTalkDetector:
         self._far_level = np.roll(self._far_level, 1)
         self._far_level[0] = float(np.mean(far_now**2))
         residual_bands = None
-        if c.predictor:
+        if self.predictor is not None:
             # Where the prediction is off (bins it has not learnt yet), the microphone itself.
             residual_bands = np.minimum(self._band_powers(self.predictor.push(far_spectrum, mic_spectrum)), mic_bands)
         self.delay.observe(10 * np.log10(far_bands.sum() + 1.0), 10 * np.log10(mic_bands.sum() + 1.0))
