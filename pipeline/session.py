@@ -156,8 +156,11 @@ class VoiceSession:
             self.speech,
             self.playback,
         ]
-        detector = DoubleTalkDetector(DoubleTalkConfig(predictor=c.echo_predictor))
-        self.echo = EchoCancelStage(EchoCanceller(c.echo_canceller), detector) if c.echo_cancel else None
+        self.echo = (
+            EchoCancelStage(EchoCanceller(c.echo_canceller), DoubleTalkDetector(DoubleTalkConfig(predictor=c.echo_predictor)))
+            if c.echo_cancel
+            else None
+        )
         """The echo canceller's stage, if on (a live device sets its delay)."""
         if self.echo is not None:
             stages.insert(0, self.echo)

@@ -300,19 +300,20 @@ class DoubleTalkDetector:
         self.excess_db = float(10 * np.log10(np.maximum(mic_bands / bound, 1.0)).sum())
         above = self.share_over > self._shares[aligned] or (aligned and self.excess_db > c.excess_db)
         self.residual_share = self.residual_excess_db = 0.0
+        trusted = self._trusted(bounds) if residual_bands is not None else None
         if residual_bands is not None and aligned and self._residual_learnt >= self._warmup:
             # The same test on the residual, against what the predictor leaves of the echo; only
             # in the bands whose echo due now is among the loudest played in the window. (At the
             # start of a sentence after a pause the echo due is faint, and what the predictor
             # still gets wrong about the loud audio since then would stand over its bound.)
             residual_bound = self._margins[True] * (self._residual_coupling * bounds[True] + self._noise)
-            residual_bound[~self._trusted(bounds)] = np.inf
+            residual_bound[~trusted] = np.inf
             self.residual_share = float(np.maximum(0.0, residual_bands - residual_bound).sum() / (residual_bands.sum() + 1e-9))
             self.residual_excess_db = float(10 * np.log10(np.maximum(residual_bands / residual_bound, 1.0)).sum())
             above = above or self.residual_share > self._shares[True] or self.residual_excess_db > c.excess_db
         talking = above and self.vad.is_speech(mic)
         if not talking and not self.active:
-            self._learn(mic_bands, residual_bands, bounds)
+            self._learn(mic_bands, residual_bands, bounds, trusted)
         if talking:
             self._run += 1
             self._quiet = 0
@@ -346,7 +347,9 @@ class DoubleTalkDetector:
         delayed = self._far[start:] * self._tail[: len(self._far) - start, None]
         return np.maximum(delayed.max(axis=0), self._band_floor)
 
-    def _learn(self, mic_bands: np.ndarray, residual_bands: np.ndarray | None, bounds: dict[bool, np.ndarray]) -> None:
+    def _learn(
+        self, mic_bands: np.ndarray, residual_bands: np.ndarray | None, bounds: dict[bool, np.ndarray], trusted: np.ndarray | None
+    ) -> None:
         """The assistant is talking alone (as far as anyone can tell): learn its echo."""
         c = self.config
         clean = self.share_over <= c.learn_below_share and self.excess_db <= c.learn_below_excess_db
@@ -357,7 +360,7 @@ class DoubleTalkDetector:
             self._coupling[aligned] = self._track(self._coupling[aligned], ratio, clean, self._decay)
         if residual_bands is not None:
             tracked = self._track(self._residual_coupling, residual_bands / bounds[True], clean, self._residual_decay)
-            self._residual_coupling = np.where(self._trusted(bounds), tracked, self._residual_coupling)
+            self._residual_coupling = np.where(trusted, tracked, self._residual_coupling)
             if clean and self.residual_share <= c.learn_below_share and self.residual_excess_db <= c.learn_below_excess_db:
                 self.predictor.adapt()
                 self._residual_learnt += 1
