@@ -292,8 +292,17 @@ class DoubleTalkDetector:
         aligned = self.delay.delay is not None
         bounds = {False: np.maximum(self._far.max(axis=0), self._band_floor), True: self._delayed_bounds()}
         echo = self._coupling[aligned] * bounds[aligned] + self._noise
-        # While settling, the coupling is a cautious guess that would take a voice for echo.
-        self._suppress(mic_spectrum, mic_bands, echo if self._heard_far >= self._settle else None)
+        if self._heard_far >= self._settle:
+            self._suppress(mic_spectrum, mic_bands, echo)
+        else:
+            # While settling the coupling is a cautious guess that would take a voice for echo,
+            # so ``near`` keeps everything (a user's first word, if an onset follows). But the
+            # echo canceller has not converged either: ``kept`` says how much of the microphone
+            # stands over the loudest echo the window could carry, which is none of the
+            # assistant's first words. (No onset is reported now, so nothing is lost but
+            # a voice in the first ``settle_ms`` of the session's first reply.)
+            self._suppress(mic_spectrum, mic_bands, None)
+            self.kept = self._kept(mic_bands, self._gains(mic_bands, self._coupling[False] * bounds[False] + self._noise))
         bound = self._margins[aligned] * echo
         over = np.maximum(0.0, mic_bands - bound)
         self.share_over = float(over.sum() / (mic_bands.sum() + 1e-9))
@@ -333,13 +342,22 @@ class DoubleTalkDetector:
         (overlap-add of 20 ms windows, 10 ms apart)."""
         self.kept = 1.0
         if echo is not None:
-            power_gains = np.clip(1.0 - self._over_subtract * echo / (mic_bands + 1e-9), self._min_gain**2, 1.0)
-            self.kept = float((mic_bands * power_gains).sum() / (mic_bands.sum() + 1e-9))
+            power_gains = self._gains(mic_bands, echo)
+            self.kept = self._kept(mic_bands, power_gains)
             spectrum = spectrum * np.sqrt(power_gains)[self._bin_band]
         y = np.fft.irfft(spectrum, self._n_fft) * self._window
         out = self._overlap + y[: self.frame]
         self._overlap = y[self.frame :]
         self.near = np.clip(np.round(out), -32768, 32767).astype(np.int16)
+
+    def _gains(self, mic_bands: np.ndarray, echo: np.ndarray) -> np.ndarray:
+        """Per band, the share of its power that is not ``echo`` (over-subtracted, floored)."""
+        return np.clip(1.0 - self._over_subtract * echo / (mic_bands + 1e-9), self._min_gain**2, 1.0)
+
+    @staticmethod
+    def _kept(mic_bands: np.ndarray, gains: np.ndarray) -> float:
+        """The share of the frame's power that ``gains`` keep."""
+        return float((mic_bands * gains).sum() / (mic_bands.sum() + 1e-9))
 
     def _delayed_bounds(self) -> np.ndarray:
         """Per band: the loudest played power from the echo's delay back, with the room's decay."""
