@@ -5,7 +5,8 @@
     PortAudio input callback ──copy──► event loop: mono mix-down, soxr to 16 kHz, level ──► pipeline
     PortAudio output callback ◄──pull── OutputBuffer (already at the speaker's rate)
                               ──copy──► reference ring ──► event loop: soxr to 16 kHz, paired
-                                        with each microphone block (the echo canceller's reference)
+                                        sample for sample with the microphone (a block whose
+                                        reference is not written yet waits for it)
     watchdog task (4 Hz): callbacks still coming? xruns by the clock; reopen a device that died
 
 The callbacks run on PortAudio's threads and never wait on anything: the input callback copies
@@ -335,12 +336,18 @@ class DeviceStats:
     input_blocks: int = 0
     dropped_blocks: int = 0
     """Microphone blocks the pipeline's full input queue refused."""
+    reference_late: int = 0
+    """Times a microphone block came before the speaker's callback had written its reference
+    and waited for it (``ReferenceRing``)."""
+    reference_shifts: int = 0
+    """Times the pairing of the microphone with what the speaker played had to move."""
 
     def summary(self) -> str:
         return (
             f"input overflows {self.input_overflows + self.input_gaps} (flagged {self.input_overflows}, by clock {self.input_gaps}), "
             f"output underflows {self.output_underflows + self.output_gaps} (flagged {self.output_underflows}, by clock {self.output_gaps}), "
-            f"device stalls {self.stalls}, reopens {self.reopens}, dropped mic blocks {self.dropped_blocks}"
+            f"device stalls {self.stalls}, reopens {self.reopens}, dropped mic blocks {self.dropped_blocks}, "
+            f"echo reference late {self.reference_late} (shifted {self.reference_shifts})"
         )
 
 
@@ -369,12 +376,15 @@ class _Streams:
     resampler: Any = None
     reference: ReferenceRing | None = None
     """What the speaker stream played, for the echo canceller."""
+    cushion_s: float = 0.0
+    """How far behind the speaker's newest block the reference is read (``ReferenceRing``)."""
     opened_at: float = field(default_factory=time.monotonic)
 
     @property
     def echo_delay_ms(self) -> float:
-        """From a reference block being written to its echo being captured, as PortAudio reports."""
-        return 1000 * (self.input_latency_s + self.output_latency_s)
+        """From a reference sample being paired with a microphone block to its echo being
+        captured: both devices' latencies as PortAudio reports them, less the cushion."""
+        return 1000 * (self.input_latency_s + self.output_latency_s - self.cushion_s)
 
     def describe(self, pipeline_rate: int, output_rate: int) -> str:
         ch = f", {self.input_channels} ch mixed to mono" if self.input_channels > 1 else ""
@@ -390,12 +400,32 @@ class ReferenceRing:
 
     The callback only copies into a preallocated ring and then advances a counter (one int
     store: no lock, nothing that waits). The event loop reads what is new, resamples it to
-    the pipeline's rate and pairs it, sample for sample, with the microphone blocks. Both
-    streams run on one clock, so the backlog stays within a block or two; more than
-    ``max_backlog_s`` (a stalled microphone) drops the oldest, keeping the pairing recent.
+    the pipeline's rate and pairs it, sample for sample, with the microphone blocks.
+
+    Once the speaker has played a sound, the pairing keeps its offset: the echo canceller and
+    the double-talk detector learn the echo's delay against it, and both devices count samples
+    on their clocks, so the n-th sample played is heard the same number of samples into the
+    recording for as long as neither stalls. *When* the callbacks run varies (PulseAudio runs
+    them in bursts, in either order), so pairing by arrival moved the pairing a block at a time:
+    once mid-session, AEC3 then passed the echo (0-4 dB instead of 60) for a whole reply, which
+    paused five times. So:
+
+    - until the speaker plays a sound, a microphone block that finds too little reference moves
+      the pairing (the callbacks' order settles; nothing is learnt yet);
+    - at the first sound the pairing starts from what the speaker has just written, a cushion
+      behind (so a block rarely waits), not from what it wrote ahead when it started (paired by
+      count from then, the reference came 120 ms after its echo);
+    - from then on, a block whose reference is not written yet waits for it (``take`` says
+      None; ask again once the speaker has written);
+    - only a block that waited longer than the speaker's buffer (``force``: the speaker stalled
+      and played silence meanwhile) or a backlog over ``max_backlog_s`` (the microphone
+      stalled) moves the pairing after that.
     """
 
-    def __init__(self, output_rate: int, pipeline_rate: int, capacity_s: float = 1.0, max_backlog_s: float = 0.2) -> None:
+    def __init__(
+        self, output_rate: int, pipeline_rate: int, capacity_s: float = 2.0, max_backlog_s: float = 1.5,
+        cushion_s: float = 0.0, stats: DeviceStats | None = None,
+    ) -> None:  # fmt: skip
         self.pipeline_rate = pipeline_rate
         self._ring = np.zeros(int(output_rate * capacity_s), dtype=np.int16)
         self._written = 0
@@ -405,8 +435,19 @@ class ReferenceRing:
             soxr.ResampleStream(output_rate, pipeline_rate, 1, dtype="float32") if output_rate != pipeline_rate else None
         )
         self._pending = np.zeros(0, dtype=np.int16)
-        """Reference at the pipeline rate not yet paired with a microphone block."""
+        """Reference at the pipeline rate not yet paired with a microphone block..."""
+        self._have = 0
+        """...and where it ends, counted from the first sample the speaker wrote (pipeline rate)."""
+        self._next = 0
+        """The reference sample the next microphone block starts with."""
+        self._started = False
+        """The speaker has written since the ring was made (or since it stalled)."""
+        self._heard = False
+        """The speaker has played something other than silence since it (re)started."""
         self._max_backlog = int(max_backlog_s * pipeline_rate)
+        self._cushion = int(cushion_s * pipeline_rate)
+        self.stats = stats or DeviceStats()
+        """Counts ``reference_late`` and ``reference_shifts``."""
 
     def write(self, samples: np.ndarray) -> None:
         """Audio thread: keep what the speaker is about to play (int16 mono)."""
@@ -418,24 +459,51 @@ class ReferenceRing:
         self._ring[: len(samples) - first] = samples[first:]
         self._written += len(samples)
 
-    def take(self, n: int) -> np.ndarray:
-        """Event loop: ``n`` samples of reference (pipeline rate) for an ``n``-sample microphone block."""
+    def take(self, n: int, force: bool = False) -> np.ndarray | None:
+        """Event loop: ``n`` samples of reference (pipeline rate) for an ``n``-sample microphone
+        block, or None if the speaker has not written them yet (ask again). ``force``: give up
+        waiting; silence for what is missing, and the pairing starts over."""
+        self._read_new()
+        if self._have - self._next > self._max_backlog + n:  # the microphone stalled: keep the pairing recent
+            logger.info("echo reference: %d ms behind the speaker; pairing anew", 1000 * (self._have - self._next) // self.pipeline_rate)
+            self._next = self._have - (self._max_backlog + n)
+            self.stats.reference_shifts += 1
+        self._pending = self._pending[len(self._pending) - (self._have - self._next) :]
+        if self._have - self._next >= n:
+            out, self._pending = self._pending[:n], self._pending[n:]
+            self._next += n
+            return out
+        if self._heard and not force:
+            return None
+        if self._heard:  # it stalled past its buffer, and played silence meanwhile
+            logger.info("echo reference: the speaker stalled; pairing anew")
+            self.stats.reference_shifts += 1
+            self._heard = self._started = False
+        # Not written yet (nothing but silence played so far, or the speaker stalled): what is
+        # there, then silence; what comes next pairs with the next block.
+        out = np.concatenate([self._pending, np.zeros(n - len(self._pending), dtype=np.int16)])
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._next = self._have
+        return out
+
+    def _read_new(self) -> None:
         written, size = self._written, len(self._ring)
         start = max(self._read, written - size)
-        if written > start:
-            idx = np.arange(start, written) % size
-            fresh = self._ring[idx]
-            if self._resampler is not None:
-                fresh = float_to_int16(self._resampler.resample_chunk(fresh.astype(np.float32) / 32768))
-            self._pending = np.concatenate([self._pending, fresh])
         self._read = written
-        if len(self._pending) > self._max_backlog + n:
-            self._pending = self._pending[-(self._max_backlog + n) :]
-        out = self._pending[:n]
-        self._pending = self._pending[n:]
-        if len(out) < n:  # the speaker is behind: silence for what it has not played
-            out = np.concatenate([out, np.zeros(n - len(out), dtype=np.int16)])
-        return out
+        if written <= start:
+            return
+        fresh = self._ring[np.arange(start, written) % size]
+        if self._resampler is not None:
+            fresh = float_to_int16(self._resampler.resample_chunk(fresh.astype(np.float32) / 32768))
+        if not self._started:  # the speaker's first audio (since a stall) pairs with the next block
+            self._started = True
+            self._pending, self._next = np.zeros(0, dtype=np.int16), self._have
+        if not self._heard and fresh.any():  # the first sound: paired from here on, a cushion behind
+            self._heard = True
+            self._next = self._have - self._cushion
+            self._pending = np.concatenate([np.zeros(max(0, self._cushion - len(self._pending)), dtype=np.int16), self._pending])
+        self._pending = np.concatenate([self._pending, fresh])
+        self._have += len(fresh)
 
 
 class SoundDeviceDuplex:
@@ -502,6 +570,11 @@ class SoundDeviceDuplex:
         )
         self._position = 0
         """Samples at the pipeline rate delivered so far: the session's timeline."""
+        self._held: collections.deque[tuple[np.ndarray, float, float]] = collections.deque()
+        """Microphone blocks (samples, timeline seconds, when they came) waiting for the speaker
+        to write their reference (``ReferenceRing``)."""
+        self._want_reference = False
+        """A block is waiting: the speaker's callback asks the event loop to pair it."""
         # Written by the callbacks (plain ints and floats: no locks needed).
         self._in_frames = 0
         self._in_last = 0.0
@@ -638,7 +711,7 @@ class SoundDeviceDuplex:
             if status.input_overflow:
                 stats.input_overflows += 1
             try:
-                loop.call_soon_threadsafe(self._deliver, indata.copy(), generation)
+                loop.call_soon_threadsafe(self._deliver, indata.copy(), generation, now)
             except RuntimeError:  # the loop is closing
                 pass
 
@@ -649,14 +722,19 @@ class SoundDeviceDuplex:
                 stats.output_underflows += 1
             output = self.output
             if output is None:
-                outdata.fill(0)
-                return
-            # When these samples will be heard, on the session's timeline (approximately:
-            # the newest microphone sample plus both devices' latencies).
-            ahead = max(0.0, time_info.outputBufferDacTime - time_info.currentTime) if time_info.currentTime else 0.0
-            samples = output.read(frames, at_s=self._position / self.sample_rate + streams.input_latency_s + ahead)
+                samples = np.zeros(frames, dtype=np.int16)
+            else:
+                # When these samples will be heard, on the session's timeline (approximately:
+                # the newest microphone sample plus both devices' latencies).
+                ahead = max(0.0, time_info.outputBufferDacTime - time_info.currentTime) if time_info.currentTime else 0.0
+                samples = output.read(frames, at_s=self._position / self.sample_rate + streams.input_latency_s + ahead)
             if streams.reference is not None:
-                streams.reference.write(samples)
+                streams.reference.write(samples)  # silence too: the pairing counts samples
+                if self._want_reference:
+                    try:
+                        loop.call_soon_threadsafe(self._pair, generation)
+                    except RuntimeError:  # the loop is closing
+                        pass
             if outdata.shape[1] == 1:
                 outdata[:, 0] = samples
             else:
@@ -673,7 +751,6 @@ class SoundDeviceDuplex:
                 callback=input_callback,
             )
             streams.input_latency_s = float(streams.input_stream.latency)
-            streams.reference = ReferenceRing(out_rate, self.sample_rate)
             streams.output_stream = sd.OutputStream(
                 device=out_info.index,
                 samplerate=out_rate,
@@ -686,6 +763,11 @@ class SoundDeviceDuplex:
             self._in_clock = ClockXrunCounter(in_rate)
             self._out_clock = ClockXrunCounter(out_rate)
             streams.output_latency_s = float(streams.output_stream.latency)
+            # Two blocks of cushion (sound servers run the callbacks in bursts of two), but never
+            # more than a quarter of the echo's delay: the reference must reach the canceller
+            # before its echo does.
+            streams.cushion_s = min(2 * self.block_ms / 1000, (streams.input_latency_s + streams.output_latency_s) / 4)
+            streams.reference = ReferenceRing(out_rate, self.sample_rate, cushion_s=streams.cushion_s, stats=self.stats)
             self._in_frames = self._out_frames = 0
             self._in_last = self._out_last = 0.0
             streams.opened_at = time.monotonic()
@@ -697,15 +779,23 @@ class SoundDeviceDuplex:
         return streams
 
     def _adopt(self, streams: _Streams) -> None:
+        while self._held:  # blocks of the streams being replaced: their reference will not come
+            samples, at_s, _ = self._held.popleft()
+            self._hand(samples, at_s, np.zeros(len(samples), dtype=np.int16))
+        self._want_reference = False
         self._streams = streams
         self.description = streams.describe(self.sample_rate, self.output_rate)
         logger.debug("streams opened (generation %d): %s", streams.generation, self.description)
+        logger.info(
+            "device latency: microphone %.0f ms, speaker %.0f ms; echo reference read %.0f ms behind the speaker",
+            1000 * streams.input_latency_s, 1000 * streams.output_latency_s, 1000 * streams.cushion_s,
+        )  # fmt: skip
         if self._on_echo_delay is not None:
             self._on_echo_delay(streams.echo_delay_ms)
 
     # --- the microphone, on the event loop --------------------------------------------------
 
-    def _deliver(self, block: np.ndarray, generation: int) -> None:
+    def _deliver(self, block: np.ndarray, generation: int, captured: float) -> None:
         streams = self._streams
         if streams is None or generation != streams.generation:
             return  # a late block of a stream that has been replaced
@@ -720,7 +810,32 @@ class SoundDeviceDuplex:
         samples = float_to_int16(mono)
         at_s = self._position / self.sample_rate
         self._position += len(samples)
-        reference = streams.reference.take(len(samples)) if streams.reference is not None else None
+        if streams.reference is None:
+            self._hand(samples, at_s, None)
+            return
+        self._held.append((samples, at_s, captured))
+        self._pair(generation)
+
+    def _pair(self, generation: int) -> None:
+        """Hand on the waiting microphone blocks whose reference the speaker has written (or
+        that waited longer than the speaker's buffer holds: it stalled)."""
+        streams = self._streams
+        if streams is None or generation != streams.generation or streams.reference is None:
+            return
+        give_up_s = streams.output_latency_s + 2 * self.block_ms / 1000
+        while self._held:
+            samples, at_s, since = self._held[0]
+            reference = streams.reference.take(len(samples), force=time.monotonic() - since > give_up_s)
+            if reference is None:
+                if not self._want_reference:
+                    self.stats.reference_late += 1
+                self._want_reference = True
+                return
+            self._held.popleft()
+            self._hand(samples, at_s, reference)
+        self._want_reference = False
+
+    def _hand(self, samples: np.ndarray, at_s: float, reference: np.ndarray | None) -> None:
         sink = self._sink
         if sink is None:
             self._preroll.append((samples, at_s, reference))

@@ -7,10 +7,10 @@ echo canceller on (the default) the chat must hear the user and not itself: repl
 the end and no turn is made of its own words. With ``--no-echo-cancel`` and barge-in forced on,
 the same rig must make it trip over its own voice, which shows the first test can fail.
 
-On a loaded machine the first test has been seen to fail (2 runs in 6) on real faults: the
-first reply's opening, before AEC3 converges, heard as "didn't" and taken as a barge-in; and
-residual echo of "It's 3:19 AM." heard as "three." -- not matched as echo (digits against
-words), so it cut the reply and became a turn.
+It used to fail one run in 5-10 on two faults, both fixed: the microphone and the speaker's
+reference were paired by when their callbacks ran, which moved a block now and then (AEC3 then
+passed a whole reply's echo: pauses, its words heard); and the first reply's opening reached
+the voice detector before AEC3 converged. Since then: 16 runs in a row without a single pause.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ QUESTIONS = [(DATA / "whats_the_date_today.wav", "date"), (DATA / "what_time_is_
 """Answered by commands: quick, and the answers share no word with the questions."""
 ECHO_LATENCY_MS = 60
 ECHO_GAIN_DB = -6.0
-FIRST_REPLY_PAUSES = 2
-"""Measured: AEC3 has not converged when the chat's first reply starts, so its first ~50 ms
-reach the voice detector and pause that reply once (twice at 0 dB), for ~0.5 s, until the
-words (none) let it go on. Later replies are paused 0 or 1 times for ~0.2 s by residual echo
--- but once 8 times on a loaded machine (each hold lasts until recognition finds no words,
-and each resume echoes again): recorded, not asserted."""
+MAX_PAUSES = 1
+"""Per reply. Measured: none in 16 runs in a row (``voice.devices.ReferenceRing``). One is
+let pass (a hold of ~0.2 s until the recognizer finds no words in it): a loaded machine can
+delay a block enough to leave a trace of echo."""
 OWN_WORDS_LOGGED = ("over the reply; it goes on", "is the assistant's own echo; ignored")
 """Logged (-v) when recognised words over a reply were judged the assistant's own echo or
 a backchannel: the words of its own voice got through to speech recognition."""
@@ -114,7 +112,7 @@ def test_with_the_echo_canceller_replies_play_out_over_their_own_echo(
     assert all(key in t["user_text"].lower() for t, (_, key) in zip(turns, QUESTIONS, strict=True)), got
     assert not any(t["interrupted"] for t in turns), turns
     assert all(t["reply_end_s"] is not None and t["assistant_text"] for t in turns), turns
-    assert pauses[0] <= FIRST_REPLY_PAUSES, pauses
+    assert max(pauses) <= MAX_PAUSES, pauses
     assert not _own_words_heard(chat), _own_words_heard(chat)
 
 
