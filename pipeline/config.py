@@ -21,7 +21,7 @@ Example ``~/.config/voxloop/config.toml``::
     hangover_ms = 500
     barge_in = true
     echo_cancel = true         # take the assistant's voice out of the microphone
-    echo_predictor = false     # experimental: hear a soft start over its echo sooner
+    echo_predictor = true      # hear a soft start over its echo sooner
 
     [assistant]
     commands = true            # common commands answered without the LLM
@@ -99,12 +99,11 @@ class TurnsConfig:
     vad_aggressiveness: int = 2
     echo_cancel: bool = True
     """Run the echo canceller on the microphone (needs the livekit package)."""
-    echo_predictor: bool = False
-    """Experimental: the double-talk detector also tests the microphone less the echo a linear
-    filter predicts from the played audio (``voice.echo_predictor``). On the replay's echo path
-    a user who starts softly under a loud echo is heard in 20-50 ms instead of 110-150 (barge-in
-    p95 80 ms instead of 110). Through PulseAudio it is not yet shown harmless (the live echo
-    test failed 4 in 20 runs with it, 3 in 26 without: docs/benchmarks.md), so it is off."""
+    echo_predictor: bool = True
+    """The double-talk detector also tests the microphone less the echo a linear filter
+    predicts from the played audio (``voice.echo_predictor``): a user who starts softly under a
+    loud echo is heard in 20-50 ms instead of 110-150 (barge-in p95 70-80 ms instead of
+    110-173 on the replay's echo path; docs/benchmarks.md). Off: the band test alone."""
 
 
 @dataclass

@@ -76,8 +76,8 @@ class SessionConfig:
     """Take the assistant's own voice out of the microphone (WebRTC AEC3, with the played
     audio as reference) before anything listens to it."""
     echo_canceller: EchoCancellerConfig = field(default_factory=EchoCancellerConfig)
-    echo_predictor: bool = False
-    """The double-talk detector's experimental echo predictor (``DoubleTalkConfig.predictor``)."""
+    echo_predictor: bool = True
+    """The double-talk detector's echo predictor (``DoubleTalkConfig.predictor``)."""
     half_duplex_tail_ms: int = 300
     """Half-duplex: after the reply's last sample leaves the buffer, the microphone stays shut
     this long more (device output latency plus the room's echo)."""

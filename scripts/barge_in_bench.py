@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--as-recorded", action="store_true", help="leave the interrupting speech at its recorded level (about -32 dBFS)")
     parser.add_argument("--no-echo-cancel", action="store_true", help="the same without the echo canceller (a baseline)")
-    parser.add_argument("--echo-predictor", action="store_true", help="the double-talk detector's experimental echo predictor on")
+    parser.add_argument("--no-echo-predictor", action="store_true", help="the double-talk detector without its echo predictor")
     parser.add_argument("--headset", action="store_true", help="interruptions with no echo at all (headphones)")
     parser.add_argument("--skip-interruptions", action="store_true", help="only the echo-only grid")
     parser.add_argument("--keep", type=Path, help="keep every replay's input and output here (to listen, or to debug one)")
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = Config()
     config.turns.echo_cancel = not args.no_echo_cancel
-    config.turns.echo_predictor = args.echo_predictor
+    config.turns.echo_predictor = not args.no_echo_predictor
     engines = load_engines(config, check_models(config))
     with open(DATA / "speech.tsv", encoding="utf-8") as f:
         names = [row["file"] for row in csv.DictReader(f, delimiter="\t")]
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "user_dbfs": None if args.as_recorded else args.user_dbfs,
         "clock": "paced" if args.paced else "simulated",
         "echo_cancel": not args.no_echo_cancel,
-        "echo_predictor": args.echo_predictor,
+        "echo_predictor": not args.no_echo_predictor,
         "headset": args.headset,
         "wall_s": round(time.perf_counter() - started, 1),
         "details": {"interruptions": [asdict(r) for r in cut], "echo": [asdict(r) for r in echo]},

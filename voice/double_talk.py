@@ -102,9 +102,8 @@ class DoubleTalkConfig:
     instead of 11, a voice over it within 1 dB)."""
     noise_window_ms: int = 1500
     """The microphone's noise floor is its least (smoothed) power over this long, per band."""
-    predictor: bool = False
-    """Experimental (off, as ``pipeline.config.TurnsConfig.echo_predictor`` says why). Once the
-    delay is known, also test the *residual*: the microphone less the echo that
+    predictor: bool = True
+    """Once the delay is known, also test the *residual*: the microphone less the echo that
     ``voice.echo_predictor`` predicts from the played audio. A voice that starts 5-10 dB under
     the echo's bound in every band stands well over what the predictor leaves of the echo.
     Measured (``scripts/double_talk_bench.py``, the same audio with and without): p95 120 ->
