@@ -105,12 +105,16 @@ def test_several_questions_are_answered_in_order_with_the_history_carried(
 
     # Each prompt carries every earlier exchange, in order, ending with the new question. (A
     # head start taken at a pause inside a question and then retracted may have asked about its
-    # first words too; the prompt that counts is the last one for each question.)
+    # first words too; the prompt that counts is the last one for each question. How many were
+    # asked before the user went on depends on the engine threads' timing: 0-3 seen.)
     final = {}
     for prompt in llm.prompts:
         final[prompt[-1]["content"]] = prompt
     answered = [final[t.user_text] for t in result.turns]
-    assert len(llm.prompts) - len(answered) <= 2
+    histories = [p[:-1] for p in answered]
+    retracted = [p for p in llm.prompts if not any(p is a for a in answered)]
+    assert all(p[:-1] in histories for p in retracted), "a retracted head start was asked at a turn's start, with its history"
+    assert len(retracted) <= 2 * len(asked), "at most a couple of head starts per question (its pauses)"
     for n, prompt in enumerate(answered):
         assert prompt[0]["role"] == "system"
         users = [m["content"] for m in prompt if m["role"] == "user"]
