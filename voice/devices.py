@@ -440,8 +440,6 @@ class ReferenceRing:
         """...and where it ends, counted from the first sample the speaker wrote (pipeline rate)."""
         self._next = 0
         """The reference sample the next microphone block starts with."""
-        self._started = False
-        """The speaker has written since the ring was made (or since it stalled)."""
         self._heard = False
         """The speaker has played something other than silence since it (re)started."""
         self._max_backlog = int(max_backlog_s * pipeline_rate)
@@ -478,7 +476,7 @@ class ReferenceRing:
         if self._heard:  # it stalled past its buffer, and played silence meanwhile
             logger.info("echo reference: the speaker stalled; pairing anew")
             self.stats.reference_shifts += 1
-            self._heard = self._started = False
+            self._heard = False
         # Not written yet (nothing but silence played so far, or the speaker stalled): what is
         # there, then silence; what comes next pairs with the next block.
         out = np.concatenate([self._pending, np.zeros(n - len(self._pending), dtype=np.int16)])
@@ -495,9 +493,6 @@ class ReferenceRing:
         fresh = self._ring[np.arange(start, written) % size]
         if self._resampler is not None:
             fresh = float_to_int16(self._resampler.resample_chunk(fresh.astype(np.float32) / 32768))
-        if not self._started:  # the speaker's first audio (since a stall) pairs with the next block
-            self._started = True
-            self._pending, self._next = np.zeros(0, dtype=np.int16), self._have
         if not self._heard and fresh.any():  # the first sound: paired from here on, a cushion behind
             self._heard = True
             self._next = self._have - self._cushion
