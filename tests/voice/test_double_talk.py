@@ -189,3 +189,28 @@ def test_its_near_stream_takes_the_echo_off_and_keeps_the_voice() -> None:
     # The voice over it keeps most of its energy (within 4 dB).
     voiced = slice(int(at * RATE), int(at * RATE) + len(user))
     assert level_db(near[voiced]) >= level_db(user) - 4
+
+
+@pytest.mark.parametrize("echo", [EchoPathConfig(120, -6, True), EchoPathConfig(20, -3, False)], ids=["room", "near"])
+def test_while_it_settles_kept_says_the_first_words_are_echo_but_a_louder_voice_is_kept(echo: EchoPathConfig) -> None:
+    # The session's first 0.8 s of reply: the echo canceller has not converged, and ``kept``
+    # caps its output. Echo alone must come out near zero (it was 1: the canceller's leak
+    # reached the voice detector and paused the first reply); a voice louder than any echo the
+    # window carried must still be kept.
+    path = EchoPath(echo, RATE)
+    played = FAR[: int(0.8 * RATE)]
+    echoed = np.concatenate([path.process(played[i : i + 320]) for i in range(0, len(played), 320)])
+    loud_user = speech("ldc93s1.wav", -3.0)[: len(played)].astype(np.float64)
+    for user, want in ((None, "echo"), (loud_user, "voice")):
+        mic = (echoed + (user if user is not None else 0)).clip(-32768, 32767).astype(np.int16)
+        detector = DoubleTalkDetector()
+        kept = []
+        for k in range(0, len(played) - FRAME, FRAME):
+            detector.push(mic[k : k + FRAME], played[k : k + FRAME])
+            if np.mean(mic[k : k + FRAME].astype(np.float64) ** 2) > (32768 * 10 ** (-50 / 20)) ** 2:
+                kept.append(detector.kept)
+        assert detector._heard_far < detector._settle, "all of it while the detector settles"
+        if want == "echo":
+            assert np.mean(kept) < 0.05, f"echo alone kept {np.mean(kept):.2f} of its power"
+        else:
+            assert np.median(kept) > 0.5, f"a voice 17 dB over the assistant kept only {np.median(kept):.2f}"
