@@ -24,9 +24,10 @@ after playback stops, and the voice detector behind it would hear the assistant.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Callable
 
 import numpy as np
-from collections.abc import Callable
 
 from voxloop.voice.double_talk import DoubleTalkDetector
 from voxloop.voice.echo_canceller import EchoCanceller
@@ -56,7 +57,7 @@ class EchoCancelStage(Stage):
         super().__init__()
         self.canceller = canceller
         self.detector = detector or DoubleTalkDetector()
-        self._near: list[tuple[float, np.ndarray]] = []
+        self._near: deque[tuple[float, np.ndarray]] = deque()
         """The detector's echo-reduced microphone (``DoubleTalkDetector.near``) of the last
         ``preroll_ms`` sent on, with where each block starts."""
         self._preroll_s = preroll_ms / 1000
@@ -111,4 +112,4 @@ class EchoCancelStage(Stage):
         await self.push(AudioFrame(frame.turn_id, near if talked_over else cleaned, rate, start_s, frame.channels))
         self._near.append((start_s, near))
         while self._near and self._near[0][0] < start_s + whole / rate - self._preroll_s:
-            self._near.pop(0)
+            self._near.popleft()
