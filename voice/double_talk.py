@@ -119,9 +119,11 @@ class DoubleTalkConfig:
     replies (p95 100 ms); 6 dB, p95 140 ms."""
     predictor_warmup_ms: int = 500
     """After a silence longer than ``gap_ms`` (a new reply), the residual is tested only once
-    the predictor has learnt from this much of it: between replies the sound card's delay can
-    shift by a few milliseconds (the sound server restarts or re-times its streams), and a
-    prediction a few milliseconds off in time is wrong in every bin above 1 kHz."""
+    the predictor has learnt from this much of it: the echo path may have moved between replies
+    (a device reopened, the laptop moved), and a prediction a few milliseconds off in time is
+    wrong in every bin above 1 kHz. (The live shifts that prompted it were the microphone's
+    pairing with the reference moving, since fixed in ``voice.devices.ReferenceRing``; it was
+    kept, as benchmarked, for paths that really move.)"""
     predictor_decay_db_per_s: float = 6.0
     """How fast what the predictor leaves of the echo is forgotten (it leaves less as it
     learns). 12 dB/s: a false onset in 36 replies."""
