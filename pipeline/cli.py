@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from voxloop.models.errors import ModelError
@@ -33,7 +33,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
     g.add_argument("--config", type=Path, help="TOML config file (default: ~/.config/voxloop/config.toml if present)")
     g.add_argument("--asr-model", help="faster-whisper model folder, or a bundled name (default: tiny.en)")
-    g.add_argument("--llm-model", help="GGUF file (default: the bundled SmolLM2-135M-Instruct)")
+    g.add_argument("--llm-model", help="a model name from 'voxloop models', or a GGUF file (default: auto, the largest installed that fits the memory)")
     g.add_argument("--llm-url", help="OpenAI-compatible server to use instead of the local GGUF, e.g. http://127.0.0.1:8080/v1")
     g.add_argument("--voice", help="Piper voice .onnx (its .onnx.json beside it); default: en_US-joe-medium")
     g.add_argument("--hangover-ms", type=int, help="silence that ends your turn (default 500)")
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  voxloop replay question.wav --fast --out-dir out   ...on a simulated clock\n"
             "  voxloop chat --llm-url http://127.0.0.1:8080/v1    use an OpenAI-compatible server\n"
             "  voxloop chat --resume                      go on with the last conversation\n"
+            "  voxloop models install qwen2.5-coder-1.5b  install a larger language model\n"
             "  voxloop sessions                           list the saved conversations\n"
             "  voxloop export last -o talk.md             a conversation as Markdown\n"
             "Run 'voxloop COMMAND --help' for every option."
@@ -106,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("session", nargs="?", default="last", help="session id, a unique beginning of one, or 'last' (the default)")
     p.add_argument("-o", "--output", type=Path, help="Markdown file to write (default: stdout)")
     _add_state_dir_flag(p)
+    p.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
+
+    p = sub.add_parser(
+        "models",
+        help="the language models: list, install, verify, remove",
+        description=(
+            "Without an action: each known model with its size, the memory it needs, and whether it "
+            "is installed and verified; the one 'auto' picks is marked. Installed models live in "
+            "$VOXLOOP_DATA_DIR/models (default ~/.local/share/voxloop/models)."
+        ),
+    )
+    p.add_argument("action", nargs="?", choices=["list", "install", "remove", "verify"], default="list")
+    p.add_argument("name", nargs="?", help="a model name (see the list)")
+    p.add_argument("--force", action="store_true", help="install: download and assemble again even if installed and verified")
     p.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
 
     p = sub.add_parser("doctor", help="check PortAudio, devices, models, memory and threads; one line each with a fix")
@@ -182,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sessions(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "models":
+            return _models(args)
         config = _settings(args)
         if args.command == "replay":
             return _replay(args, config)
@@ -210,6 +227,7 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
         try:
             engines = load_engines(config, plan)
             clock = " on a simulated clock" if args.fast else ""
+            print(f"voxloop: {plan.llm_line()}", file=sys.stderr, flush=True)
             print(f"voxloop: replaying {args.input} ({info.duration_s:.1f} s){clock}", file=sys.stderr, flush=True)
             result = run_replay(
                 args.input, out_dir, engines, config,
@@ -324,6 +342,59 @@ def _devices() -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from voxloop.models import llm_tiers, model_installer
+
+    if args.action == "list":
+        if args.name:
+            return _fail(f"'voxloop models {args.name}': give an action first (install, remove, verify)")
+        auto = llm_tiers.choose_auto()
+        print(f"{'NAME':<20}  {'SIZE':>7}  {'MEMORY':>7}  {'INSTALLED':<9}  {'VERIFIED':<8}  MODEL")
+        for tier in llm_tiers.TIERS:
+            s = model_installer.status(tier)
+            mark = "*" if tier is auto.tier else " "
+            installed = ("bundled" if tier.bundled else "yes") if s.installed else "no"
+            verified = "yes" if s.verified else "-" if not s.installed else "not yet"
+            print(
+                f"{tier.name:<19}{mark}  {tier.size_bytes / 1e6:>5.0f}MB  {tier.memory_mb / 1024:>5.1f}GB  "
+                f"{installed:<9}  {verified:<8}  {tier.title}, {tier.licence}"
+            )  # fmt: skip
+        print(f"* auto picks {auto.tier.name}: {auto.reason}")
+        print(f"installed models are in {llm_tiers.models_dir()}")
+        return 0
+    if not args.name:
+        return _fail(f"'voxloop models {args.action}' needs a model name: {', '.join(llm_tiers.names())}")
+    try:
+        if args.action == "install":
+            model_installer.install(args.name, _progress_printer(), force=args.force)
+        elif args.action == "verify":
+            s = model_installer.verify(args.name, _progress_printer())
+            print(f"{args.name}: verified (SHA-256 {s.tier.sha256[:12]}...): {s.path}")
+        else:
+            print(f"removed {model_installer.remove(args.name)}")
+    except KeyboardInterrupt:
+        print(f"voxloop: {args.action} of {args.name} interrupted; nothing was changed", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _progress_printer() -> Callable[[str], None]:
+    """Progress on one rewritten line on a terminal, else one line each."""
+    tty = sys.stderr.isatty()
+    last = [""]
+
+    def show(message: str) -> None:
+        if message == last[0]:
+            return
+        last[0] = message
+        if tty:
+            print(f"\r\033[K{message}", end="" if message.startswith(("downloading", "assembling", "checking")) else "\n", file=sys.stderr, flush=True)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    return show
+
+
 def _doctor(args: argparse.Namespace, config: Config) -> int:
     from .doctor import run_doctor
 
@@ -390,6 +461,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
     try:
         with _conversation_memory(args, config) as (history, recorder):
             options = ChatOptions(args.input_device, args.output_device, transcript, latency, history, recorder, _state_dir(args))
+            print(f"voxloop: {plan.llm_line()}", file=sys.stderr, flush=True)
             with native_stderr_to_log() if view else _nothing():
                 try:
                     result = asyncio.run(chat(config, plan, options, reporter))

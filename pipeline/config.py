@@ -4,7 +4,7 @@ Example ``~/.config/voxloop/config.toml``::
 
     [models]
     asr = "tiny.en"            # or a faster-whisper model folder
-    llm = "smollm2-135m"       # or a GGUF file
+    llm = "auto"               # the largest installed tier that fits; a tier name; or a GGUF file
     llm_url = ""               # an OpenAI-compatible server instead of the local GGUF
     voice = "en_US-joe-medium" # or a Piper .onnx with its .onnx.json
 
@@ -69,7 +69,9 @@ class ConfigError(Exception):
 @dataclass
 class ModelsConfig:
     asr: str | None = None
-    llm: str | None = None
+    llm: str = "auto"
+    """"auto" (the largest installed tier that fits the memory), a tier's name (``voxloop
+    models``), or a GGUF file."""
     llm_url: str | None = None
     llm_model_name: str | None = None
     """Model id to ask the server for (default: the first it lists)."""

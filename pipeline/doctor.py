@@ -118,9 +118,9 @@ def check_models(config: Config) -> tuple[list[Check], float]:
         plan = check_files(config)
     except ModelError as e:
         return [Check("models", FAIL, str(e), fix)], 0.0
-    llm = plan.llm_url or (plan.llm_path.name if plan.llm_path else "?")
+    llm = plan.llm_url or (plan.llm.name if plan.llm else "?")
     where = [f"asr {config.models.asr or DEFAULT_ASR}", f"llm {llm}", f"voice {plan.voice.model.name}"]
-    checks = [Check("model files", OK, ", ".join(where))]
+    checks = [Check("model files", OK, ", ".join(where)), Check("language model", OK, plan.llm_line().split(": ", 1)[1])]
     before = _rss_mb()
     started = time.perf_counter()
     try:

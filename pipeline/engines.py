@@ -35,16 +35,28 @@ class ModelPlan:
     llm_path: Path | None
     llm_url: str | None
     voice: registry.VoiceFiles
+    llm: registry.LLMChoice | None = None
+    """Which local model and why (None with a server)."""
+
+    def llm_line(self) -> str:
+        """The language model in one line: "language model: NAME (why)"."""
+        if self.llm_url:
+            return f"language model: the server at {self.llm_url}"
+        assert self.llm is not None
+        why = f" ({self.llm.reason})" if self.llm.reason else ""
+        return f"language model: {self.llm.name}{why}"
 
 
 def check_models(config: Config) -> ModelPlan:
     """Raises ModelFileError with the path and a fix for anything unusable."""
     m = config.models
+    llm = None if m.llm_url else registry.choose_llm(m.llm)
     return ModelPlan(
         asr_dir=registry.resolve_asr(m.asr),
-        llm_path=None if m.llm_url else registry.resolve_llm(m.llm),
+        llm_path=llm.path if llm is not None else None,
         llm_url=m.llm_url or None,
         voice=registry.resolve_voice(m.voice),
+        llm=llm,
     )
 
 

