@@ -2,7 +2,12 @@
 
 The history holds what the user said and what the assistant actually got to say: a reply cut
 off by the user keeps only the part that was played, marked as interrupted, so the model
-knows where it stopped.
+knows where it stopped. An exchange the model did not answer (its reply was empty, or only
+repeated words: see ``parrot``) stays out of the prompt, so the model cannot learn the pattern.
+
+What the user said about themselves ("my name is Priya") outlives the trimmed history: it is
+put at the end of the system message, which changes only when a fact does, so llama.cpp keeps
+reusing its cached prompt prefix.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from voxloop.models.base import Message
+
+from .assistant.user_facts import describe, known_facts
 
 SPOKEN_SYSTEM_PROMPT = (
     "You are Vox, a friendly voice assistant that runs locally on the user's computer. "
@@ -26,7 +33,13 @@ class Exchange:
     reply: str = ""
     interrupted: bool = False
     kind: str = "llm"
-    """What answered: "llm", or "command" for an answer made without the model."""
+    """What answered: "llm", "command" for an answer made without the model, or
+    ``UNANSWERED`` when the model gave no answer and a fallback was said instead."""
+
+
+UNANSWERED = "unanswered"
+"""``Exchange.kind`` of a turn the model left unanswered (empty, or only parroted words): saved
+and exported like any other, never sent back to the model."""
 
 
 class Dialog:
@@ -67,7 +80,7 @@ class Dialog:
         ``fits`` tells whether a prompt leaves room in the model's context window. Old exchanges
         go first; a single question too long on its own keeps its end (the part just said).
         """
-        kept = [e for e in self.exchanges if e.turn_id >= self._oldest_turn]
+        kept = [e for e in self.exchanges if e.turn_id >= self._oldest_turn and e.kind != UNANSWERED]
         if sum(len(e.user) + len(e.reply) for e in kept) > self.max_history_chars:
             # Trim to half the budget in one go: the start of the prompt then stays the same
             # for many turns, and llama.cpp keeps reusing its cached prefix. Dropping one
@@ -79,8 +92,9 @@ class Dialog:
                     kept = kept[i + 1 :]
                     break
             self._oldest_turn = kept[0].turn_id
+        system = self.system_message()
         while True:
-            messages = self._render(kept)
+            messages = self._render(kept, system)
             if fits(messages):
                 return messages
             if len(kept) > 1:
@@ -91,8 +105,19 @@ class Dialog:
                 return messages  # nothing left to trim; let the engine report it
             kept = [Exchange(newest.turn_id, newest.user[len(newest.user) // 2 :].lstrip())]
 
-    def _render(self, kept: list[Exchange]) -> list[Message]:
-        messages: list[Message] = [{"role": "system", "content": self.system_prompt}]
+    def user_facts(self) -> str:
+        """What the user has said about themselves in any turn so far (restored ones too, and
+        those trimmed from the history), as one line for the system message; "" for nothing."""
+        return describe(known_facts(e.user for e in self.exchanges))
+
+    def system_message(self) -> str:
+        """The system prompt, then what the user told about themselves (last: the prompt's
+        start, and llama.cpp's cached prefix, stay the same when a fact is learnt)."""
+        facts = self.user_facts()
+        return f"{self.system_prompt}\n\n{facts}" if facts else self.system_prompt
+
+    def _render(self, kept: list[Exchange], system: str | None = None) -> list[Message]:
+        messages: list[Message] = [{"role": "system", "content": system or self.system_message()}]
         for exchange in kept:
             messages.append({"role": "user", "content": exchange.user})
             if exchange is kept[-1] and not exchange.reply:

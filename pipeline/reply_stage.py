@@ -8,6 +8,10 @@ the registry (unknown tools and bad arguments are refused, and the model is told
 read-only tool runs on its own thread, with a short filler spoken if it is slow, and its result
 goes back to the model fenced as data, for a few rounds at most. A tool with a side effect never
 runs here: it goes to ``confirm``, and the reply is the question it returns.
+
+A clause of the model's that only repeats the user's words or an earlier reply (``parrot``) is
+neither spoken nor kept in the history; a reply left with nothing to say gets an honest
+fallback, and its exchange stays out of the model's prompt.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from .assistant.spotlight import Spotlight
 from .assistant.thinking import ThinkFilter, ThinkingConfig, wants_thinking
 from .assistant.tools import CheckedCall, ToolError, ToolRegistry
 from .chunker import ClauseChunker
-from .dialog import Dialog
+from .dialog import UNANSWERED, Dialog, Exchange
 from .frames import Frame, ReplyEndFrame, SentenceFrame, SpeakFrame, TranscriptFrame
+from .parrot import ParrotConfig, ParrotGuard
 from .speech_text import clean_for_speech, is_speakable
 from .stage import EngineRunner, Stage
 
@@ -70,15 +75,17 @@ class ReplyStage(Stage):
         spotlight: Spotlight | None = None,
         tool_config: ToolLoopConfig | None = None,
         thinking: ThinkingConfig | None = None,
+        parrot: ParrotConfig | None = None,
     ) -> None:
         """``tools``: offered to the model when not empty. ``confirm``: the only way a tool with
         a side effect can run (without it such calls are refused). ``spotlight``: the session's
-        fence for tool results (a new one by default)."""
+        fence for tool results (a new one by default). ``parrot``: what counts as a copy."""
         super().__init__()
         self.llm = llm
         self.dialog = dialog
         self.max_tokens = max_tokens
         self.thinking = thinking or ThinkingConfig()
+        self.parrot = parrot or ParrotConfig()
         self.knowledge: Callable[[str], str] | None = None
         """``knowledge(question)``: reference passages for this question, already fenced as
         data ("" for none). They go into this turn's system message only."""
@@ -117,16 +124,24 @@ class ReplyStage(Stage):
         think = wants_thinking(frame.text, self.thinking.always)
         max_tokens = max(self.max_tokens, self.thinking.max_tokens) if think else self.max_tokens
         messages = self.dialog.messages(fits=lambda m: self.llm_fits(m, max_tokens))
+        guard = ParrotGuard(frame.text, _earlier(self.dialog, exchange, self.parrot.recent_replies), self.parrot)
+        record = self.ctx.log.get(turn_id)
         chunker = ClauseChunker()
         reasoning = ThinkFilter()  # reasoning is never spoken, nor kept in the history
         first_token = True
         index = 0
         started = time.perf_counter()
 
-        async def speak(chunk: str) -> None:
+        async def speak(chunk: str, guarded: bool = False) -> None:
+            """Say a clause; a ``guarded`` one (the model's) only if it is not a copy."""
             nonlocal index
             text = clean_for_speech(chunk)
             if not is_speakable(text):
+                return
+            if guarded and (copied := guard.copied_from(text)) is not None:
+                logger.info("turn %d: not spoken, it repeats %s: %r", turn_id, copied, text)
+                record.parroted += 1
+                exchange.reply = _without(exchange.reply, chunk)
                 return
             if index == 0:
                 self.ctx.log.stage(turn_id, "first_sentence", (time.perf_counter() - started) * 1000)
@@ -152,10 +167,10 @@ class ReplyStage(Stage):
                     delta = reasoning.feed(delta)
                     exchange.reply += delta
                     for chunk in chunker.push(delta):
-                        await speak(chunk)
+                        await speak(chunk, guarded=True)
             exchange.reply += (tail := reasoning.flush())
             for chunk in chunker.push(tail) + chunker.flush():
-                await speak(chunk)
+                await speak(chunk, guarded=True)
             return calls
 
         async def say(text: str) -> None:
@@ -184,13 +199,15 @@ class ReplyStage(Stage):
             await speak(APOLOGY)
         if self.is_stale(turn_id):
             return
-        self.ctx.log.get(turn_id).thinking = reasoning.thinking
+        record.thinking = reasoning.thinking
         if index == acknowledged:
-            # Never leave the user in silence after they asked something.
+            # Never leave the user in silence after they asked something; and never show the
+            # model an exchange it did not answer, or it learns to repeat or say nothing.
             exchange.reply = NO_ANSWER
+            exchange.kind = UNANSWERED
             await speak(NO_ANSWER)
         exchange.reply = exchange.reply.strip()
-        self.ctx.log.get(turn_id).assistant_text = exchange.reply
+        record.assistant_text = exchange.reply
         await self.push(ReplyEndFrame(turn_id, exchange.reply))
 
     async def _tool_rounds(
@@ -283,6 +300,27 @@ class ReplyStage(Stage):
         self.runner.shutdown()
         if self.tool_runner is not None:
             self.tool_runner.shutdown()
+
+
+def _earlier(dialog: Dialog, current: Exchange, count: int) -> list[tuple[str, str]]:
+    """The last ``count`` answered (question, reply) pairs before ``current``, oldest first."""
+    pairs: list[tuple[str, str]] = []
+    for exchange in reversed(dialog.exchanges):
+        if len(pairs) >= count:
+            break
+        if exchange is not current and exchange.reply and exchange.kind != UNANSWERED:
+            pairs.append((exchange.user, exchange.reply))
+    return pairs[::-1]
+
+
+def _without(reply: str, chunk: str) -> str:
+    """``reply`` without the clause ``chunk`` just cut from its end (the chunker may already
+    hold the next word or so after it)."""
+    at = reply.rfind(chunk)
+    if at < 0:
+        return reply
+    head, tail = reply[:at].rstrip(), reply[at + len(chunk) :].lstrip()
+    return f"{head} {tail}" if head and tail else head or tail
 
 
 def _with_instruction(messages: list[Message], instruction: str) -> list[Message]:

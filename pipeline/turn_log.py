@@ -37,6 +37,9 @@ class TurnRecord:
     command: str | None = None
     """The command that answered this turn without the LLM ("time", "timer_set", ...), or
     "announcement" for a turn the assistant started itself (a timer going off)."""
+    parroted: int = 0
+    """Clauses of the model's reply left unsaid because they repeated the user's words or an
+    earlier reply (when all were, a fallback was said instead)."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -64,6 +67,7 @@ class TurnRecord:
             "error": self.error,
             "thinking": self.thinking,
             "command": self.command,
+            "parroted": self.parroted,
         }
 
 
