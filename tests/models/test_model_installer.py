@@ -63,7 +63,7 @@ def one_line(err: BaseException) -> str:
     return message
 
 
-def voxloop(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def voxloop(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "voxloop.pipeline.cli", *args],
         capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ), stdin=subprocess.DEVNULL,
@@ -153,7 +153,7 @@ def test_ctrl_c_during_the_download_leaves_nothing(data_dir: Path) -> None:
     reader.start()
     seen = []
     while True:  # the first part has landed: the download is under way
-        line = lines.get(timeout=120)
+        line = lines.get(timeout=600)  # a slow registry: the first part can take minutes
         seen.append(line)
         if "downloading qwen2.5-coder-0.5b: " in line and "/6 parts" in line and not line.split(": ")[1].startswith("0/"):
             break
@@ -226,7 +226,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_model(data_dir: Path) -> None
     env = {**os.environ, llm_tiers.DATA_DIR_ENV: str(data_dir.parent)}
     done = subprocess.run(
         [sys.executable, "-c", code, str(Path(__file__).parent)],
-        capture_output=True, text=True, timeout=300, env=env, preexec_fn=small_disk,
+        capture_output=True, text=True, timeout=900, env=env, preexec_fn=small_disk,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "disk" in done.stdout and "nothing was changed" in done.stdout, done.stdout
