@@ -1,7 +1,8 @@
 """The ``voxloop`` command.
 
 Every expected failure (a bad input file, a bad model, no audio device, a bad config) ends
-with one line on stderr and exit code 2; nothing is half-written.
+with one line on stderr and exit code 2; nothing is half-written. Everything the command
+writes is the user's alone: it runs with umask 077 (``pipeline/private.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from voxloop.voice.errors import AudioFileError
 
 from .assistant.session_store import SessionRecorder, SessionStore, SessionStoreError, default_db_path
 from .assistant.knowledge import KnowledgeError
-from .config import DEFAULT_STATE_DIR, STATE_DIR_ENV, Config, ConfigError, load_config
+from .config import DEFAULT_STATE_DIR, STATE_DIR_ENV, Config, ConfigError, load_config, setting_problem
 from .dialog import Exchange
+from .private import PRIVATE_UMASK, make_private
 
 EXIT_USAGE = 2
 
@@ -35,6 +37,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--asr-model", help="faster-whisper model folder, or a bundled name (default: tiny.en)")
     g.add_argument("--llm-model", help="a model name from 'voxloop models', or a GGUF file (default: auto, the largest installed that fits the memory)")
     g.add_argument("--llm-url", help="OpenAI-compatible server to use instead of the local GGUF, e.g. http://127.0.0.1:8080/v1")
+    g.add_argument("--llm-api-key-env", metavar="VAR", help="environment variable holding the --llm-url server's API key (sent as a Bearer token, never shown)")
     g.add_argument("--voice", help="Piper voice .onnx (its .onnx.json beside it); default: en_US-joe-medium")
     g.add_argument("--hangover-ms", type=int, help="silence that ends your turn (default 500)")
     g.add_argument("--no-barge-in", action="store_true", help="half-duplex: do not listen while the assistant speaks")
@@ -166,8 +169,12 @@ def _settings(args: argparse.Namespace) -> Config:
     m.asr = args.asr_model or m.asr
     m.llm = args.llm_model or persona.llm or m.llm
     m.llm_url = args.llm_url or persona.llm_url or (None if persona.llm else m.llm_url)
+    m.llm_api_key_env = args.llm_api_key_env or m.llm_api_key_env
     m.voice = args.voice or persona.voice or m.voice
     if args.hangover_ms is not None:
+        problem = setting_problem("turns", "hangover_ms", args.hangover_ms)
+        if problem is not None:
+            raise ConfigError(f"--hangover-ms: {problem.removeprefix('hangover_ms ')}")
         config.turns.hangover_ms = args.hangover_ms
     if args.no_barge_in:
         config.turns.barge_in = False
@@ -190,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "chat":  # chat sets up its own logging, to suit its view
         _setup_logging(args.verbose)
+    # Notes, sessions, transcripts (with the model's private reasoning), indexes, replay
+    # outputs, exports: every folder created 0700, every file 0600 (SQLite's -wal and -shm too).
+    umask = os.umask(PRIVATE_UMASK)
     try:
         if args.command == "devices":
             return _devices()
@@ -210,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voxloop: stopped", file=sys.stderr)
         return 0
+    finally:
+        os.umask(umask)  # main() may be called in process (tests)
 
 
 def _replay(args: argparse.Namespace, config: Config) -> int:
@@ -249,8 +261,16 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
+    """The state folder; the first time a command asks, a folder that others could read
+    (left so by an older voxloop, a copy, a backup) is made private, with a one-line notice."""
     chosen = args.state_dir or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
-    return Path(chosen).expanduser()
+    path = Path(chosen).expanduser()
+    if not getattr(args, "state_dir_checked", False):
+        args.state_dir_checked = True
+        notice = make_private(path)
+        if notice is not None:
+            print(f"voxloop: {notice}", file=sys.stderr, flush=True)
+    return path
 
 
 def _open_store(args: argparse.Namespace, create: bool) -> SessionStore:

@@ -1,5 +1,11 @@
 """Settings: defaults, then the TOML config file, then command-line flags.
 
+The file is read strictly: each key has the type its field is annotated with (a bool is a
+TOML ``true`` or ``false``, never ``"false"`` in quotes; a whole number is not a bool), each
+whole number its range (``RANGES``, said in the field's docstring), and a persona's tools must
+be built-in tools' names. An unknown key, a wrong type or a value out of range is a
+ConfigError that names the file, the key and what it must be.
+
 Example ``~/.config/voxloop/config.toml``::
 
     [models]
@@ -36,11 +42,14 @@ Example ``~/.config/voxloop/config.toml``::
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,30 +84,48 @@ class ModelsConfig:
     llm_url: str | None = None
     llm_model_name: str | None = None
     """Model id to ask the server for (default: the first it lists)."""
+    llm_api_key_env: str = ""
+    """The name of the environment variable that holds the server's API key (sent as
+    ``Authorization: Bearer``, never shown); empty: no key. The key itself never goes here."""
     voice: str | None = None
 
 
 @dataclass
 class ThreadsConfig:
+    """Each 1 to 4 × the machine's CPUs."""
+
     asr: int = 2
+    """Threads for speech recognition."""
     llm: int = 2
+    """Threads for the language model."""
     tts: int = 1
+    """Threads for speech synthesis."""
 
 
 @dataclass
 class DialogConfig:
     system_prompt: str = SPOKEN_SYSTEM_PROMPT
     max_reply_tokens: int = 120
+    """The longest reply, in tokens: 1 to 8192."""
     max_history_chars: int = 4000
+    """Characters of earlier exchanges kept in the prompt, the oldest dropped first: 0 (none)
+    to 200000."""
 
 
 @dataclass
 class TurnsConfig:
     hangover_ms: int = 500
+    """The silence that ends the user's turn, milliseconds: 100 to 5000."""
     barge_in: bool | None = None
     """None: on, except a live chat without the echo canceller (its own voice from the
     speakers would interrupt it): that one is half-duplex."""
     vad_aggressiveness: int = 2
+    """How readily webrtcvad calls a frame silence: 0 (least) to 3 (most)."""
+    partial_asr_ms: int = 600
+    """While the user speaks, recognise what they said so far this often (milliseconds) and
+    read it into the language model's cache: at the end of the turn only the last words are
+    left to read (the 1.5B model's first token comes ~100 ms sooner). 0: off; else 200 to
+    10000 (more often would keep the recogniser busy)."""
     echo_cancel: bool = True
     """Run the echo canceller on the microphone (needs the livekit package)."""
     echo_predictor: bool = True
@@ -161,11 +188,19 @@ def load_config(path: Path | None) -> Config:
         values = data.get(name, {})
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: [{name}] must be a table")
-        _apply(getattr(config, name), values, f"{path}: [{name}]")
+        _apply(getattr(config, name), values, name, f"{path}: [{name}]")
     try:
         config.personas = parse_personas(data.get("personas", {}), path.parent, config.dialog.system_prompt)
     except PersonaError as e:
         raise ConfigError(f"{path}: {e}") from None
+    if not config.assistant.commands:
+        for persona in config.personas:
+            needs = [t for t in persona.tools or [] if t != "search_knowledge"]
+            if needs:
+                raise ConfigError(
+                    f"{path}: [personas.{persona.id}]: tools {', '.join(needs)} need the instant commands' clock, "
+                    "timers and notes, which [assistant] commands = false turns off. Set commands = true or take them out"
+                )
     if config.assistant.persona not in config.personas:
         raise ConfigError(
             f"{path}: [assistant] persona {config.assistant.persona!r} is not defined; "
@@ -174,12 +209,84 @@ def load_config(path: Path | None) -> Config:
     return config
 
 
-def _apply(target: Any, values: dict[str, Any], where: str) -> None:
+class _Range(NamedTuple):
+    low: float
+    high: float
+    unit: str
+    off: float | None = None
+    """A value outside the range that turns the feature off."""
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+RANGES: dict[str, _Range] = {
+    "threads.asr": _Range(1, 4 * _cpus(), "threads, up to 4 per CPU"),
+    "threads.llm": _Range(1, 4 * _cpus(), "threads, up to 4 per CPU"),
+    "threads.tts": _Range(1, 4 * _cpus(), "threads, up to 4 per CPU"),
+    "dialog.max_reply_tokens": _Range(1, 8192, "tokens"),
+    "dialog.max_history_chars": _Range(0, 200_000, "characters"),
+    "turns.hangover_ms": _Range(100, 5000, "milliseconds"),
+    "turns.vad_aggressiveness": _Range(0, 3, "0 least, 3 most aggressive"),
+    "turns.partial_asr_ms": _Range(200, 10_000, "milliseconds", off=0),
+}
+"""The allowed values of each number setting, by ``section.key`` (their field docstrings say
+the same); every ``int`` setting has one (tests/pipeline/test_config_errors.py checks)."""
+
+
+@functools.cache
+def _setting_types(section: str) -> dict[str, Any]:
+    """The annotated type of each key of ``[section]``, ``X | None`` read as X (TOML has no null)."""
+    hints = typing.get_type_hints(typing.get_type_hints(Config)[section])
+    return {key: next((a for a in typing.get_args(kind) if a is not type(None)), kind) for key, kind in hints.items()}
+
+
+def setting_problem(section: str, key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``[section] key``, as "must be ..., got ..." (None:
+    nothing). Types are the fields' annotations, strictly: a bool is a TOML true or false,
+    never "false" in quotes; a whole number is not a bool, nor 5.0; and it is in its range."""
+    kind = _setting_types(section)[key]
+    if kind is bool:
+        ok, wanted = isinstance(value, bool), "true or false (a TOML boolean, without quotes)"
+    elif kind in (int, float):
+        if kind is int:
+            ok, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        else:
+            ok, wanted = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        limits = RANGES.get(f"{section}.{key}")
+        if limits is not None:
+            wanted += f" from {limits.low} to {limits.high} ({limits.unit})"
+            if limits.off is not None:
+                wanted = f"{limits.off} (off) or {wanted}"
+            ok = ok and (limits.low <= value <= limits.high or value == limits.off)
+    elif kind is str:
+        ok, wanted = isinstance(value, str), "text in quotes"
+    else:  # pragma: no cover - a new kind of setting needs a rule here
+        raise TypeError(f"[{section}] {key}: no rule for settings of type {kind}")
+    return None if ok else f"{key} must be {wanted}, got {_shown(value)}"
+
+
+def _shown(value: Any) -> str:
+    """A value as it was written in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+        return text if len(text) <= 60 else text[:56] + '..."'
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _apply(target: Any, values: dict[str, Any], section: str, where: str) -> None:
     known = {f.name: f for f in fields(target)}
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r}; known: {', '.join(known)}")
-        default = getattr(target, key)
-        if default is not None and not isinstance(value, type(default)):
-            raise ConfigError(f"{where}: {key} must be {type(default).__name__}, got {value!r}")
+        problem = setting_problem(section, key, value)
+        if problem is not None:
+            raise ConfigError(f"{where} {problem}")
         setattr(target, key, value)

@@ -50,6 +50,10 @@ class ModelPlan:
 def check_models(config: Config) -> ModelPlan:
     """Raises ModelFileError with the path and a fix for anything unusable."""
     m = config.models
+    if m.llm_api_key_env:
+        from voxloop.models.openai_llm import api_key_from_env
+
+        api_key_from_env(m.llm_api_key_env)  # a missing key fails here, before anything opens
     llm = None if m.llm_url else registry.choose_llm(m.llm)
     return ModelPlan(
         asr_dir=registry.resolve_asr(m.asr),
@@ -63,10 +67,11 @@ def check_models(config: Config) -> ModelPlan:
 def make_llm(config: Config, llm_path: Path | None, llm_url: str | None) -> LLM:
     """The language model: a server at ``llm_url``, else the GGUF at ``llm_path`` (checked)."""
     from voxloop.models.llama_llm import LlamaConfig, LlamaCppLLM
-    from voxloop.models.openai_llm import OpenAICompatibleLLM
+    from voxloop.models.openai_llm import OpenAICompatibleLLM, api_key_from_env
 
     if llm_url:
-        return OpenAICompatibleLLM(llm_url, model=config.models.llm_model_name)
+        key = api_key_from_env(config.models.llm_api_key_env)
+        return OpenAICompatibleLLM(llm_url, model=config.models.llm_model_name, api_key=key)
     assert llm_path is not None
     return LlamaCppLLM(llm_path, LlamaConfig(n_threads=config.threads.llm))
 

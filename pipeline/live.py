@@ -290,7 +290,7 @@ async def chat(config: Config, plan: ModelPlan, options: ChatOptions, reporter: 
     try:
         session = voice_session(engines, output, log, dialog, config, state_dir, barge_in_default=config.turns.echo_cancel)
         session.on_exchange = options.on_exchange
-        await asyncio.to_thread(persona.open_knowledge)
+        persona.open_knowledge()  # indexed in the background: the conversation starts now
         persona.attach(session)
     except BaseException:
         # A bad setting found only now (no echo canceller package, a persona's unreadable

@@ -9,8 +9,9 @@ thinking, applied to a running voice session and switched by voice.
                              └► session.reply.thinking          (think before answering, or not)
 
 "Switch to the cooking assistant" is an instant command; its effect calls ``switch``. The
-knowledge index of the new persona is brought up to date on a worker thread, so the switch
-never holds up the conversation; until it is ready, questions get no passages. A persona with
+knowledge index of a persona, at start as after a switch, is brought up to date on a worker
+thread, so neither start-up nor a switch waits for it; until it is ready, questions get no
+passages (``wait_for_knowledge`` awaits it, for a replay on the simulated clock). A persona with
 its own model or voice gets them too: a server URL at once, a GGUF file or a Piper voice once
 loaded on a worker thread (the previous one answers until then); a persona without its own
 goes back to the engines the session started with. Loaded engines are kept for the next switch.
@@ -62,10 +63,26 @@ class PersonaRuntime:
 
     # --- what the reply stage asks ------------------------------------------------------------
 
+    @property
+    def indexing(self) -> bool:
+        """The persona's files are being indexed: until then ``reference`` gives nothing."""
+        return self._updating is not None and not self._updating.done()
+
+    async def wait_for_knowledge(self, timeout_s: float) -> bool:
+        """Wait until the persona's files are indexed (or failed to be); False on a timeout."""
+        updating = self._updating
+        if updating is None or updating.done():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(updating), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
     def reference(self, question: str) -> str:
         """The persona's best passages for ``question``, each fenced with its file's name."""
         index = self.index
-        if index is None or self._updating is not None and not self._updating.done():
+        if index is None or self.indexing:
             return ""
         try:
             passages = knowledge_context(index, question)
@@ -87,6 +104,8 @@ class PersonaRuntime:
 
     def _builtin(self, commands: Commands | None) -> ToolRegistry:
         def search(query: str) -> str:
+            if self.indexing:
+                return "The files are still being indexed; they can be searched in a moment."
             return self.reference(query) or "Nothing in the files matches."
 
         # Offered whenever the persona has files: until its index is ready the search says so.
@@ -154,20 +173,25 @@ class PersonaRuntime:
         return persona.greeting if persona is not None else ""
 
     def open_knowledge(self) -> None:
-        """Open the persona's index and bring it up to date (blocking: call off the loop)."""
-        self.index = self._indexed(self.persona)
+        """Open the persona's index and start bringing it up to date on a worker thread;
+        returns at once (call it on the event loop). Opening is only creating the database
+        file: an index that cannot be used at all raises KnowledgeError here, at start."""
+        self.index = self.persona.knowledge_index(self.state_dir)
+        if self.index is not None:
+            self._updating = asyncio.get_running_loop().create_task(self._update(self.index, self.persona))
 
-    def _indexed(self, persona: Persona) -> KnowledgeIndex | None:
-        index = persona.knowledge_index(self.state_dir)
-        if index is not None:
-            report = index.update()
-            logger.info("knowledge of %s: %s", persona.name, report)
-        return index
+    async def _update(self, index: KnowledgeIndex, persona: Persona) -> None:
+        try:
+            report = await asyncio.to_thread(index.update)
+        except Exception as e:  # the persona's files must not end the conversation
+            logger.error("persona %s: its files cannot be indexed: %s", persona.name, e)
+            return
+        logger.info("knowledge of %s: %s", persona.name, report)
 
     async def _open_for(self, persona: Persona) -> None:
         """The switch's index, in place only if that persona is still the one in use."""
         try:
-            index = await asyncio.to_thread(self._indexed, persona)
+            index = await asyncio.to_thread(persona.knowledge_index, self.state_dir)
         except KnowledgeError as e:
             logger.error("persona %s: its files cannot be indexed: %s", persona.name, e)
             return
@@ -175,6 +199,8 @@ class PersonaRuntime:
             index.close()
             return
         self.index = index
+        if index is not None:
+            await self._update(index, persona)
 
     def switch(self, name: str) -> None:
         """Become the persona called ``name`` (as the user said it) from the next turn on."""
@@ -187,8 +213,7 @@ class PersonaRuntime:
         if old is not None:
             old.close()
         self._apply()
-        if persona.knowledge:
-            self._updating = asyncio.get_running_loop().create_task(self._open_for(persona))
+        self._updating = asyncio.get_running_loop().create_task(self._open_for(persona)) if persona.knowledge else None
         self._use_engine("llm", persona.llm_url or persona.llm or "")
         self._use_engine("voice", persona.voice or "")
 

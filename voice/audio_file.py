@@ -1,7 +1,9 @@
 """Read audio files as a stream of 16 kHz float32 mono blocks.
 
 ``probe`` checks a file before anything else runs (so a bad replay input fails up front with
-the path and what to do); ``iter_audio`` then streams it block by block through libsndfile
+the path and what to do), its header included: a rate above 384 kHz or below 1 kHz, more than
+32 channels, or more frames than the file's bytes can hold is a damaged or hostile header, and
+is refused before a buffer is sized from it. ``iter_audio`` then streams it block by block through libsndfile
 (wav in any PCM/float/µ-law/A-law encoding, flac, ogg/vorbis, mp3, aiff, ...), mixes it to
 mono and resamples it with soxr, so a multi-hour file keeps memory flat.
 """
@@ -32,6 +34,26 @@ _READABLE = "wav, flac, ogg, mp3, aiff"
 
 # libsndfile reports SF_COUNT_MAX (or thereabouts) when it cannot know the length.
 _UNKNOWN_FRAMES_ABOVE = 2**62
+
+MAX_SAMPLE_RATE = 384_000
+"""Hertz: the fastest rate audio interfaces record at (DXD is 352.8 kHz)."""
+MIN_SAMPLE_RATE = 1_000
+"""Hertz: nothing slower holds speech (telephone audio is 8 kHz)."""
+MAX_CHANNELS = 32
+"""More than a recording interface or a surround mix has."""
+
+_BYTES_PER_SAMPLE = {
+    "PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
+    "FLOAT": 4, "DOUBLE": 8, "IMA_ADPCM": 0.5, "MS_ADPCM": 0.5, "VOX_ADPCM": 0.5,
+    "G721_32": 0.5, "G723_24": 0.375, "G723_40": 0.625, "NMS_ADPCM_16": 0.25,
+    "NMS_ADPCM_24": 0.375, "NMS_ADPCM_32": 0.5,
+}  # fmt: skip
+"""Bytes each sample takes at the least, for the encodings whose size follows from the length."""
+_COMPRESSED_CONTAINERS = ("FLAC", "OGG", "MPEG")
+"""Their subtype names a sample width (FLAC's "PCM_16") that the stored bytes do not have."""
+_MAX_SAMPLES_PER_BYTE = 65536
+"""For the rest (FLAC, Vorbis, Opus, MP3...): no codec libsndfile reads packs more (FLAC, the
+tightest, needs some ten bytes for a block of at most 65535 samples of silence)."""
 
 # soxr 'HQ' is 20-bit precision with a flat passband to ~91% of Nyquist: far below what
 # 16-bit audio or an ASR can resolve. 'VHQ' (28-bit) only costs CPU on a small board.
@@ -64,6 +86,7 @@ def probe(path: Path | str) -> AudioFileInfo:
         frames = f.frames
         if frames >= _UNKNOWN_FRAMES_ABOVE or frames < 0:
             frames = -1
+        _check_header(p, f, frames)
         if frames <= 0:
             # A zero or unknown length is only trusted after trying to read something.
             if not _try_read(p, f):
@@ -169,6 +192,25 @@ def _try_read(p: Path, f: sf.SoundFile) -> bool:
     if damaged is not None and n == 0:
         raise AudioFileError(p, f"cannot decode: {damaged}", _CONVERT_HINT)
     return n > 0
+
+
+def _check_header(p: Path, f: sf.SoundFile, frames: int) -> None:
+    """Refuse a header that cannot be true: buffers and the resampler are sized from it."""
+    hint = "Record or export it again; its header is damaged or was not written by an audio program"
+    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioFileError(p, f"the header says {f.samplerate} Hz, outside {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz", hint)
+    if not 1 <= f.channels <= MAX_CHANNELS:
+        raise AudioFileError(p, f"the header says {f.channels} channels, more than {MAX_CHANNELS}", hint)
+    if frames <= 0:
+        return
+    size = p.stat().st_size
+    width = _BYTES_PER_SAMPLE.get(f.subtype)
+    if width is not None and f.format not in _COMPRESSED_CONTAINERS:
+        fits = frames * f.channels * width <= size
+    else:
+        fits = frames <= size * _MAX_SAMPLES_PER_BYTE
+    if not fits:
+        raise AudioFileError(p, f"the header says {frames} frames of {f.channels} channel(s), more than its {size} bytes can hold", hint)
 
 
 def _check_path(p: Path) -> None:

@@ -9,6 +9,7 @@ setting a timer does not (it is audible, harmless and can be cancelled).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -72,3 +73,13 @@ def builtin_tools(
     if search_knowledge is not None:
         tools.append(Tool("search_knowledge", "Search the assistant's reference files; passages come with their file names.", _schema({"query": _text("What to look for.", 200)}), lambda a: search_knowledge(a["query"])))
     return ToolRegistry(tools)
+
+
+def builtin_tool_names() -> list[str]:
+    """Every built-in tool's name: what a persona's ``tools = [...]`` may list."""
+
+    def never(*args: object) -> str:  # pragma: no cover - only the names are read
+        raise AssertionError("a placeholder handler ran")
+
+    handlers = inspect.signature(builtin_tools).parameters
+    return builtin_tools(**{name: never for name in handlers}).names  # type: ignore[arg-type]

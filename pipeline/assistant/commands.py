@@ -8,7 +8,9 @@ saving a note) is returned as ``effect`` and run only once the turn stands.
 Matching works on a normalized text: lower case, no punctuation, number words as digits,
 filler words ("um", "please", "hey vox", "can you") dropped. Patterns are anchored at both
 ends, so an open question that merely contains a command's words ("what time did the war
-end") is not taken for one.
+end") is not taken for one. What is kept is the user's own words, not the matcher's: a note
+is the transcript's text ("the door code is 0042", "call 555-0123"), taken back through
+``Heard.source``; only reading it aloud may say it another way.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .arithmetic import evaluate_spoken
 from .confirmation import ConfirmationGate
 from .notes import NotesStore
-from .number_words import format_number, words_to_digits
+from .number_words import Span, format_number, words_to_digits_spans
 from .timers import Timer, Timers, format_clock, format_duration, parse_clock, parse_duration
 from .voice_settings import VoiceSettings
 
@@ -97,12 +99,57 @@ _FILLER_WORDS = {"um", "uh", "er", "erm", "hmm", "mm", "uhm", "please"}
 _DROP = {",", ".", "!", "?", ";", ":", '"', "“", "”"}
 
 
-def normalize(text: str) -> str:
+_EXPANDED = {"what's": ("what", "is"), "whats": ("what", "is"), "it's": ("it", "is")}
+
+
+class Heard(str):
+    """A transcript as the patterns see it (see ``normalize``) that can give back the words it
+    came from: ``source(*match.span("text"))`` is what the user said there, as transcribed."""
+
+    original: str
+    spans: tuple[tuple[int, int, int, int], ...]
+    """Each word of the normalized text: its start and end there, and in ``original``."""
+
+    def __new__(cls, text: str, original: str, spans: tuple[tuple[int, int, int, int], ...]) -> Heard:
+        heard = super().__new__(cls, text)
+        heard.original = original
+        heard.spans = spans
+        return heard
+
+    def source(self, start: int, end: int) -> str:
+        """The transcript's own text behind ``self[start:end]``: every character from the first
+        word's to the last's (case, digits, hyphens, inner punctuation and all), with the
+        quotes or brackets around them, less a trailing full stop, comma, colon or semicolon."""
+        picked = [(a, b) for s, e, a, b in self.spans if s < end and e > start]
+        if not picked:
+            return ""
+        text = self.original
+        first, last = min(a for a, _ in picked), max(b for _, b in picked)
+        while first > 0 and not (text[first - 1].isspace() or text[first - 1].isalnum()):
+            first -= 1
+        while last < len(text) and not (text[last].isspace() or text[last].isalnum()):
+            last += 1
+        return text[first:last].lstrip(",;:").rstrip(".,;:").strip()
+
+
+def normalize(text: str) -> Heard:
     """Lower case, number words as digits, no punctuation or filler words."""
-    words = [w for w in words_to_digits(text) if w not in _DROP and w not in _FILLER_WORDS]
-    joined = " ".join(words).replace("what's", "what is").replace("whats", "what is").replace("it's", "it is")
-    joined = _LEADING_FILLER.sub("", joined)
-    return _TRAILING_FILLER.sub("", joined).strip()
+    words: list[Span] = []
+    for token, start, end in words_to_digits_spans(text):
+        if token not in _DROP and token not in _FILLER_WORDS:
+            words.extend((part, start, end) for part in _EXPANDED.get(token, (token,)))
+    joined = " ".join(word for word, _, _ in words)
+    unled = _LEADING_FILLER.sub("", joined)  # the fillers' patterns take whole words
+    rest = _TRAILING_FILLER.sub("", unled)  # a prefix of unled
+    kept = rest.strip()
+    offset = len(joined) - len(unled) + len(rest) - len(rest.lstrip())
+    spans = []
+    at = 0
+    for word, start, end in words:
+        if offset <= at and at + len(word) <= offset + len(kept):
+            spans.append((at - offset, at - offset + len(word), start, end))
+        at += len(word) + 1
+    return Heard(kept, text, tuple(spans))
 
 
 # --- patterns -------------------------------------------------------------------------------
@@ -182,6 +229,11 @@ HELP_TEXT = (
     "I can tell you the time and the date, set timers and alarms, do sums, take notes and read them back, "
     "repeat what I said, and speak slower, faster, louder or softer. For anything else, just ask."
 )
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending as a sentence does: a full stop unless it has its own."""
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
 
 
 def _plural(n: int, word: str) -> str:
@@ -371,23 +423,25 @@ class Commands:
         match = _NOTE_ADD.match(said) or _NOTE_ADD_TO.match(said)
         if match is None:
             return None
-        text = match["text"].strip()
+        # The user's own words, as transcribed: "0042" stays 0042, "555-0123" stays whole.
+        assert isinstance(said, Heard)
+        text = said.source(*match.span("text")) or match["text"].strip()
         notes = self.context.notes
         number = notes.next_id()
-        return CommandResult(f"Okay, note {number}: {text}.", "note_add", effect=lambda: notes.add(text))
+        return CommandResult(f"Okay, note {number}: {_sentence(text)}", "note_add", effect=lambda: notes.add(text))
 
     def _note_read(self, said: str) -> CommandResult | None:
         notes = self.context.notes
         one = _NOTE_READ_ONE.match(said)
         if one is not None:
             note = notes.get(int(one["id"]))
-            return CommandResult(f"Note {note.id}: {note.text}." if note else f"There's no note {one['id']}.", "note_read")
+            return CommandResult(f"Note {note.id}: {_sentence(note.text)}" if note else f"There's no note {one['id']}.", "note_read")
         if not _NOTE_READ.match(said):
             return None
         found = notes.list()
         if not found:
             return CommandResult("You have no notes.", "note_read")
-        listed = " ".join(f"Note {n.id}: {n.text.rstrip('.')}." for n in found)
+        listed = " ".join(f"Note {n.id}: {_sentence(n.text)}" for n in found)
         return CommandResult(f"You have {_plural(len(found), 'note')}. {listed}", "note_read")
 
     def _note_delete(self, said: str) -> CommandResult | None:
@@ -397,7 +451,7 @@ class Commands:
             note = notes.get(int(one["id"]))
             if note is None:
                 return CommandResult(f"There's no note {one['id']}.", "note_delete")
-            description = f"delete note {note.id}, {note.text.rstrip('.')}"
+            description = f"delete note {note.id}, {note.text.rstrip('.?!')}"
             return CommandResult(
                 gate.question(description),
                 "note_delete",
@@ -423,4 +477,4 @@ class Commands:
         return None if answer is None else CommandResult(answer.reply, "arithmetic")
 
 
-__all__ = ["CommandContext", "CommandResult", "Commands", "format_number", "normalize", "timezone_named"]
+__all__ = ["CommandContext", "CommandResult", "Commands", "Heard", "format_number", "normalize", "timezone_named"]

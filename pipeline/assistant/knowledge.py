@@ -6,23 +6,37 @@ or a symlink that lands outside a folder is refused, and only regular files are 
 would block). The index is a cache next to the other state files; it is rebuilt if corrupt and
 updated incrementally (a file is read again only when its size or mtime changed).
 
+What indexing may cost is capped while the text is read (:class:`KnowledgeLimits`): a page, a
+file and a folder (files and characters) stop at their caps, a text file is read only up to
+its cap, and a PDF's text is extracted in a child process (:mod:`.pdf_text`) with a memory
+limit and a timeout, so a small file that expands to gigabytes of text, or a PDF that sends
+the reader round in circles, costs at most the caps and is skipped with one log line.
+
 Passages are data, not instructions: the caller fences them before they reach the prompt.
 """
 
 from __future__ import annotations
 
-import io
+import codecs
+import json
 import logging
+import math
 import os
 import re
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+
+from voxloop.pipeline.private import create_private_file
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +77,32 @@ class Passage:
         return f"{self.file}, page {self.page}" if self.page else self.file
 
 
+@dataclass(frozen=True)
+class KnowledgeLimits:
+    """What indexing a persona's files may cost, enforced while the text is read. A file over
+    a cap is indexed up to it; a folder over its caps indexes the files that fit (in name
+    order) and says once what it left out; a PDF over its time or memory limit is skipped."""
+
+    page_chars: int = 20_000
+    """Text kept from one PDF page (a dense page of a manual holds about 4 000)."""
+    file_chars: int = 200_000
+    """Text kept from one file, about 60 dense pages; the rest is not read."""
+    folder_files: int = 2_000
+    """Files taken from one knowledge folder, counted in the order they are found."""
+    folder_chars: int = 20_000_000
+    """Text indexed from one knowledge folder (20 MB of text: an index of about 50 MB)."""
+    pdf_bytes: int = 20_000_000
+    """Larger PDF files are skipped: the reader gets the whole file."""
+    pdf_seconds: float = 10.0
+    """Wall-clock seconds to extract one PDF's text; then the reader is killed and the file
+    skipped (it is tried again at the next start)."""
+    pdf_memory_bytes: int = 512 * 1024 * 1024
+    """Address space of the child process that reads one PDF (``RLIMIT_AS``)."""
+
+
 @dataclass
 class KnowledgeConfig:
-    max_file_bytes: int = 20_000_000
-    """Larger files are skipped with a log line."""
-    max_text_chars: int = 2_000_000
-    """Text past this (a huge PDF) is not indexed."""
+    limits: KnowledgeLimits = field(default_factory=KnowledgeLimits)
     chunk_chars: int = 400
     """Target passage length: three passages fit the prompt budget."""
     overlap_chars: int = 120
@@ -87,6 +121,12 @@ class IndexReport:
     passages: int
     """Passages in the whole index after the update."""
     seconds: float
+    truncated: int = 0
+    """Files indexed only up to a page or file cap."""
+    full_folders: int = 0
+    """Knowledge folders over their caps: the files that fit are indexed, the others left out."""
+    stopped: bool = False
+    """The index was closed during the update: it ended early, the rest is for the next one."""
 
 
 # Function words and the words people use to point at their files ("according to my notes"):
@@ -195,13 +235,14 @@ class KnowledgeIndex:
         """Guards the connection: one statement sequence at a time."""
         self._updating = threading.Lock()
         """One update at a time."""
+        self._stop = threading.Event()
+        """Set by ``close()``: an update in progress ends at the next file (or PDF poll)."""
         self._db = self._open()
 
     # --- database -------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 return self._connect()
             except sqlite3.DatabaseError as e:
@@ -219,18 +260,23 @@ class KnowledgeIndex:
             raise KnowledgeError(f"{self.db_path}: cannot create the knowledge index ({e}). Check the folder's permissions") from None
 
     def _connect(self) -> sqlite3.Connection:
+        create_private_file(self.db_path)  # 0600 in a 0700 folder; its -wal and -shm follow
         db = sqlite3.connect(self.db_path, check_same_thread=False)
         try:
+            db.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            # WAL: a search need not wait for an update's commit; NORMAL: a cache, a crash
+            # costs at worst a rebuild. An index of an older layout is only a cache too.
+            if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+                db.executescript("DROP TABLE IF EXISTS passages; DROP TABLE IF EXISTS files;")
             db.executescript(
-                """
-                PRAGMA journal_mode = WAL;  -- a search need not wait for an update's commit
-                PRAGMA synchronous = NORMAL;  -- a cache: a crash costs at worst a rebuild
+                f"""
                 CREATE TABLE IF NOT EXISTS files(
                     id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
-                    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);
+                    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, chars INTEGER NOT NULL);
                 CREATE VIRTUAL TABLE IF NOT EXISTS passages USING fts5(
                     text, file_id UNINDEXED, position UNINDEXED, page UNINDEXED,
                     tokenize = 'porter unicode61');
+                PRAGMA user_version = {_SCHEMA_VERSION};
                 """
             )
         except sqlite3.DatabaseError:
@@ -239,6 +285,8 @@ class KnowledgeIndex:
         return db
 
     def close(self) -> None:
+        """Close the database; an update running on another thread stops at its next file."""
+        self._stop.set()
         with self._lock:
             self._db.close()
 
@@ -266,80 +314,127 @@ class KnowledgeIndex:
     def _inside(self, path: Path) -> bool:
         return any(path.is_relative_to(root) for root in self.roots)
 
-    def _walk(self) -> Iterator[tuple[Path, str, os.stat_result]]:
-        """(resolved path, display name, stat) of every candidate file under the roots."""
-        seen: set[Path] = set()
-        for root in self.roots:
-            for folder, dirs, names in os.walk(root, followlinks=False, onerror=_log_walk_error):
-                # Hidden folders are an editor's or a tool's (.git, .obsidian, .trash), not notes.
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for d in dirs:
-                    if os.path.islink(os.path.join(folder, d)):
-                        log.info("%s: symlinked folder not followed", os.path.join(folder, d))
-                for n in sorted(names):
-                    found = Path(folder, n)
-                    if n.startswith(".") or found.suffix.lower() not in SUFFIXES:
-                        continue
-                    path = found.resolve()
-                    if not self._inside(path):
-                        log.warning("%s: points outside the knowledge folders (%s); skipped", found, path)
-                        continue
-                    if path in seen:
-                        continue
-                    seen.add(path)
-                    try:
-                        st = path.stat()
-                    except OSError as e:
-                        log.warning("%s: cannot read (%s); skipped", found, e)
-                        continue
-                    if not stat.S_ISREG(st.st_mode):
-                        log.warning("%s: not a regular file; skipped", found)
-                        continue
-                    rel = found.relative_to(root).as_posix()
-                    yield path, (f"{root.name}/{rel}" if len(self.roots) > 1 else rel), st
+    def _walk(self, root: Path, seen: set[Path]) -> Iterator[tuple[Path, str, os.stat_result]]:
+        """(resolved path, display name, stat) of every candidate file under ``root``, in name
+        order, folder by folder; ``seen`` (shared by the roots) keeps a file to its first."""
+        for folder, dirs, names in os.walk(root, followlinks=False, onerror=_log_walk_error):
+            # Hidden folders are an editor's or a tool's (.git, .obsidian, .trash), not notes.
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for d in dirs:
+                if os.path.islink(os.path.join(folder, d)):
+                    log.info("%s: symlinked folder not followed", os.path.join(folder, d))
+            for n in sorted(names):
+                found = Path(folder, n)
+                if n.startswith(".") or found.suffix.lower() not in SUFFIXES:
+                    continue
+                path = found.resolve()
+                if not self._inside(path):
+                    log.warning("%s: points outside the knowledge folders (%s); skipped", found, path)
+                    continue
+                if path in seen:
+                    continue
+                seen.add(path)
+                try:
+                    st = path.stat()
+                except OSError as e:
+                    log.warning("%s: cannot read (%s); skipped", found, e)
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    log.warning("%s: not a regular file; skipped", found)
+                    continue
+                rel = found.relative_to(root).as_posix()
+                yield path, (f"{root.name}/{rel}" if len(self.roots) > 1 else rel), st
 
     # --- indexing -------------------------------------------------------------------------
 
     def update(self) -> IndexReport:
         """Index new and changed files, drop the ones gone; returns what it did. Run it at
-        start and when the persona changes, in an executor: a big PDF takes a while, and
-        searches go on meanwhile (each file is committed on its own)."""
+        start and when the persona changes, on a worker thread: a big PDF takes a while, and
+        searches go on meanwhile (each file is committed on its own). ``close()`` ends it at
+        the next file."""
         began = time.perf_counter()
-        indexed = unchanged = skipped = 0
+        counts: Counter[str] = Counter()
         with self._updating:
             with self._lock:
-                known = {row[0]: row[1:] for row in self._db.execute("SELECT path, id, size, mtime_ns FROM files")}
-            for path, name, st in self._walk():
-                key = str(path)
-                old = known.pop(key, None)
-                if old is not None and (old[1], old[2]) == (st.st_size, st.st_mtime_ns):
-                    unchanged += 1
-                    continue
-                pages = self._extract(path, st.st_size)  # the slow part, outside the lock
-                with self._lock, self._db:
-                    if old is not None:
-                        self._forget(old[0])
-                    if pages is not None:
-                        self._store(key, name, st, pages)
-                if pages is None:
-                    skipped += 1
-                else:
-                    indexed += 1
-            with self._lock, self._db:
-                for file_id, _, _ in known.values():  # not found under the folders any more
-                    self._forget(file_id)
-                total = self._db.execute("SELECT count(*) FROM passages").fetchone()[0]
-        report = IndexReport(indexed, unchanged, len(known), skipped, total, time.perf_counter() - began)
+                if self._stop.is_set():
+                    return IndexReport(0, 0, 0, 0, 0, 0.0, stopped=True)
+                known = {row[0]: row[1:] for row in self._db.execute("SELECT path, id, size, mtime_ns, chars FROM files")}
+            seen: set[Path] = set()
+            for root in self.roots:
+                self._update_folder(root, seen, known, counts)
+            with self._lock:
+                stopped = self._stop.is_set()
+                total = 0
+                if not stopped:  # else ``known`` holds files not looked at yet: keep them
+                    with self._db:
+                        for file_id, *_ in known.values():  # gone, or left out by a folder's caps
+                            self._forget(file_id)
+                        total = self._db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        report = IndexReport(
+            counts["indexed"], counts["unchanged"], 0 if stopped else len(known), counts["skipped"], total,
+            time.perf_counter() - began, counts["truncated"], counts["full_folders"], stopped,
+        )  # fmt: skip
         log.info("knowledge index %s: %s", self.db_path.name, report)
         return report
+
+    def _update_folder(self, root: Path, seen: set[Path], known: dict[str, tuple[int, int, int, int]], counts: Counter[str]) -> None:
+        """Bring one knowledge folder's files up to date, within the folder's caps; what it
+        keeps (indexed or unchanged) leaves ``known``."""
+        limits = self.config.limits
+        files = chars = 0
+        over: str | None = None
+        for path, name, st in self._walk(root, seen):
+            if self._stop.is_set():
+                return
+            if files >= limits.folder_files:
+                over = f"{limits.folder_files} files"
+                break
+            files += 1
+            key = str(path)
+            old = known.get(key)
+            if old is not None and (old[1], old[2]) == (st.st_size, st.st_mtime_ns):
+                if chars + old[3] > limits.folder_chars:
+                    over = f"{limits.folder_chars} characters of text"
+                    break
+                del known[key]
+                chars += old[3]
+                counts["unchanged"] += 1
+                continue
+            text = self._extract(path, st.st_size)  # the slow part, outside the lock
+            if text is not None and chars + text.chars > limits.folder_chars:
+                over = f"{limits.folder_chars} characters of text"
+                break
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                with self._db:
+                    if old is not None:
+                        self._forget(old[0])
+                    if text is not None:
+                        self._store(key, name, st, text)
+            known.pop(key, None)
+            if text is None:
+                counts["skipped"] += 1
+                continue
+            chars += text.chars
+            counts["indexed"] += 1
+            counts["truncated"] += text.truncated
+        if over is not None:
+            counts["full_folders"] += 1
+            log.warning(
+                "%s: over the folder's cap of %s; indexed what fits and left out %s and the files after it",
+                root, over, name,
+            )  # fmt: skip
 
     def _forget(self, file_id: int) -> None:
         self._db.execute("DELETE FROM passages WHERE file_id = ?", (file_id,))
         self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
 
-    def _store(self, key: str, name: str, st: os.stat_result, pages: list[str]) -> None:
+    def _store(self, key: str, name: str, st: os.stat_result, text: _Text) -> None:
+        pages = text.pages
         file_id = self._db.execute(
-            "INSERT INTO files(path, name, size, mtime_ns) VALUES (?, ?, ?, ?)", (key, name, st.st_size, st.st_mtime_ns)
+            "INSERT INTO files(path, name, size, mtime_ns, chars) VALUES (?, ?, ?, ?, ?)",
+            (key, name, st.st_size, st.st_mtime_ns, text.chars),
         ).lastrowid
         rows = []
         start = 0  # of the page in the file's text, pages joined by a form feed
@@ -349,24 +444,27 @@ class KnowledgeIndex:
             start += len(page) + 1
         self._db.executemany("INSERT INTO passages(text, file_id, position, page) VALUES (?, ?, ?, ?)", rows)
 
-    def _extract(self, path: Path, size: int) -> list[str] | None:
-        """The file's text (a list of pages), or None after logging why it is skipped."""
-        if size > self.config.max_file_bytes:
-            log.warning("%s: %d bytes, over the %d-byte limit; skipped", path, size, self.config.max_file_bytes)
+    def _extract(self, path: Path, size: int) -> _Text | None:
+        """The file's text under the caps, or None after logging why it is skipped."""
+        limits = self.config.limits
+        if path.suffix.lower() != ".pdf":
+            text = _read_text(path, limits.file_chars)
+            if text is not None and text.truncated:
+                log.warning("%s: longer than the cap of %d characters; only its beginning is indexed", path, limits.file_chars)
+            return text
+        if size > limits.pdf_bytes:
+            log.warning("%s: %d bytes, over the %d-byte limit for a PDF; skipped", path, size, limits.pdf_bytes)
             return None
-        data = _read_regular_file(path)
+        data = _read_bytes(path, limits.pdf_bytes)
         if data is None:
             return None
-        if path.suffix.lower() == ".pdf":
-            return _pdf_pages(path, data, self.config.max_text_chars)
-        if b"\0" in data[:8192]:
-            log.warning("%s: binary content, not text; skipped", path)
-            return None
-        text = data.decode("utf-8-sig", errors="replace")
-        if text.count("\ufffd") > len(text) // 100:
-            log.warning("%s: not UTF-8 text; skipped", path)
-            return None
-        return [text[: self.config.max_text_chars]]
+        text = _pdf_text(path, data, limits, self._stop)
+        if text is not None and text.truncated:
+            log.warning(
+                "%s: more text than the caps (%d characters a page, %d a file); what is past them is not indexed",
+                path, limits.page_chars, limits.file_chars,
+            )  # fmt: skip
+        return text
 
     # --- search ---------------------------------------------------------------------------
 
@@ -425,7 +523,30 @@ def knowledge_context(
     return chosen
 
 
-def _read_regular_file(path: Path) -> bytes | None:
+@dataclass(frozen=True)
+class _Text:
+    """A file's text as it is indexed: its pages (one for a text file), already capped."""
+
+    pages: list[str]
+    truncated: bool = False
+    """Some text was past a page or file cap."""
+
+    @property
+    def chars(self) -> int:
+        return sum(len(p) for p in self.pages)
+
+
+_SCHEMA_VERSION = 2
+"""Of the index's tables (``PRAGMA user_version``); an index of another version is rebuilt."""
+_READ_BLOCK = 65536
+"""Bytes read at a time from a text file, until its cap of characters."""
+_PDF_POLL_S = 0.1
+"""How often the wait for a PDF's reader checks for ``close()``."""
+_PDF_READER = "voxloop.pipeline.assistant.pdf_text"
+
+
+def _open_regular(path: Path) -> BinaryIO | None:
+    """The file opened for reading, if it is still a regular file; None after a log line."""
     # O_NOFOLLOW: the last component cannot have been swapped for a symlink since the check;
     # O_NONBLOCK: a FIFO put in its place would not hang the open.
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -434,44 +555,135 @@ def _read_regular_file(path: Path) -> bytes | None:
     except OSError as e:
         log.warning("%s: cannot open (%s); skipped", path, e)
         return None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            log.warning("%s: not a regular file; skipped", path)
-            return None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        log.warning("%s: not a regular file; skipped", path)
+        return None
+    return f
+
+
+def _read_bytes(path: Path, limit: int) -> bytes | None:
+    """At most ``limit`` bytes: a file that grew past it since it was listed is skipped."""
+    f = _open_regular(path)
+    if f is None:
+        return None
+    with f:
         try:
-            return f.read()
+            data = f.read(limit + 1)
         except OSError as e:
             log.warning("%s: cannot read (%s); skipped", path, e)
             return None
+    if len(data) > limit:
+        log.warning("%s: over the %d-byte limit; skipped", path, limit)
+        return None
+    return data
 
 
-def _pdf_pages(path: Path, data: bytes, max_chars: int) -> list[str] | None:
+def _read_text(path: Path, max_chars: int) -> _Text | None:
+    """A UTF-8 text file's first ``max_chars`` characters, reading no further than needed
+    (a 2 GB log file costs one cap's worth of reading)."""
+    f = _open_regular(path)
+    if f is None:
+        return None
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    parts: list[str] = []
+    count = 0
+    with f:
+        try:
+            block = f.read(_READ_BLOCK)
+            if b"\0" in block[:8192]:
+                log.warning("%s: binary content, not text; skipped", path)
+                return None
+            while True:
+                piece = decoder.decode(block, final=not block)
+                parts.append(piece)
+                count += len(piece)
+                if not block or count > max_chars:
+                    break
+                block = f.read(_READ_BLOCK)
+        except OSError as e:
+            log.warning("%s: cannot read (%s); skipped", path, e)
+            return None
+    text = "".join(parts)
+    if text.count("\ufffd") > len(text) // 100:
+        log.warning("%s: not UTF-8 text; skipped", path)
+        return None
+    return _Text([text[:max_chars]], truncated=count > max_chars)
+
+
+def _pdf_text(path: Path, data: bytes, limits: KnowledgeLimits, stop: threading.Event) -> _Text | None:
+    """The PDF's text, extracted by a child process (:mod:`.pdf_text`) under the page and
+    file caps, a memory limit and a timeout; None after one log line if it fails."""
     if not data.startswith(b"%PDF-"):
         log.warning("%s: not a PDF file; skipped", path)
         return None
-    from pypdf import PdfReader  # only personas with PDFs pay for the import
-
-    pages: list[str] = []
-    total = 0
+    # -I: the child imports only from the installation (no current folder, no PYTHONPATH).
+    command = [
+        sys.executable, "-I", "-m", _PDF_READER,
+        str(limits.page_chars), str(limits.file_chars), str(limits.pdf_memory_bytes), str(math.ceil(limits.pdf_seconds) + 1),
+    ]  # fmt: skip
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            log.warning("%s: encrypted PDF; skipped", path)
-            return None
-        for page in reader.pages:
-            text = page.extract_text() or ""
-            pages.append(text)
-            total += len(text)
-            if total >= max_chars:
+        # Its own session: Ctrl-C in the terminal is the parent's to handle, not the reader's.
+        child = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+    except OSError as e:
+        log.warning("%s: cannot start the PDF reader (%s); skipped", path, e)
+        return None
+    deadline = time.monotonic() + limits.pdf_seconds
+    pending: bytes | None = data
+    try:
+        while True:
+            try:
+                out, err = child.communicate(pending, timeout=max(0.0, min(_PDF_POLL_S, deadline - time.monotonic())))
                 break
-    # pypdf raises many exception types on malformed files; any of them means "cannot read it".
-    except Exception as e:  # noqa: BLE001
-        log.warning("%s: cannot read the PDF (%s: %s); skipped", path, type(e).__name__, e)
+            except subprocess.TimeoutExpired:
+                pending = None  # handed over already: communicate() goes on where it was
+                if stop.is_set():
+                    log.info("%s: indexing stopped", path)
+                    return None
+                if time.monotonic() >= deadline:
+                    log.warning("%s: reading the PDF took longer than %g s; skipped", path, limits.pdf_seconds)
+                    return None
+    finally:
+        if child.returncode is None:
+            child.kill()
+            child.communicate()
+    problem = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    if child.returncode == -getattr(signal, "SIGXCPU", 0):
+        log.warning("%s: reading the PDF used more than %g s of CPU; skipped", path, limits.pdf_seconds)
         return None
+    try:
+        result = json.loads(out) if child.returncode == 0 else {"error": problem[0]}
+    except ValueError:
+        result = {"error": "no answer from the PDF reader"}
+    error = result.get("error") if isinstance(result, dict) else "no answer from the PDF reader"
+    if error == "encrypted":
+        log.warning("%s: encrypted PDF; skipped", path)
+        return None
+    if error == "memory" or "MemoryError" in str(error):
+        log.warning("%s: reading the PDF needs more than %d MB of memory; skipped", path, limits.pdf_memory_bytes >> 20)
+        return None
+    if error is not None or not isinstance(result.get("pages"), list):
+        reason = error or f"exit status {child.returncode}"
+        log.warning("%s: cannot read the PDF (%s); skipped", path, reason)
+        return None
+    # The child's caps again, in case it was not this version's reader.
+    pages: list[str] = []
+    left = limits.file_chars
+    for page in result["pages"]:
+        page = str(page)[: min(limits.page_chars, left)]
+        pages.append(page)
+        left -= len(page)
+    truncated = bool(result.get("truncated"))
     if not any(p.strip() for p in pages):
-        log.warning("%s: no text in the PDF (scanned images?); skipped", path)
+        if truncated:  # a page that shows far more than its cap without ever ending a line
+            log.warning("%s: no text found within the caps (%d characters a page); skipped", path, limits.page_chars)
+        else:
+            log.warning("%s: no text in the PDF (scanned images?); skipped", path)
         return None
-    return pages
+    return _Text(pages, truncated)
 
 
 def _log_walk_error(e: OSError) -> None:

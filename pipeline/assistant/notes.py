@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voxloop.pipeline.private import create_private_file
+
 logger = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -50,7 +52,7 @@ class NotesStore:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                create_private_file(self.path)  # 0600 in a 0700 folder; its -wal and -shm follow
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")

@@ -33,8 +33,17 @@ def format_number(value: float) -> str:
 
 def tokens(text: str) -> list[str]:
     """Lower-case words, numbers and single symbols; hyphens between words split them."""
-    text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text.lower())
-    return _TOKEN.findall(text)
+    return [token for token, _, _ in token_spans(text)]
+
+
+Span = tuple[str, int, int]
+"""A token and where it came from: ``text[start:end]``."""
+
+
+def token_spans(text: str) -> list[Span]:
+    """``tokens(text)``, each with the span of ``text`` it was read from."""
+    text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text, flags=re.IGNORECASE)  # same length
+    return [(m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
 def _is_digits(token: str) -> bool:
@@ -96,31 +105,44 @@ def words_to_digits(text: str) -> list[str]:
     """``text`` as tokens, each run of number words replaced by its digits.
 
     "one hundred and five" → ["105"]; "a half" → ["0.5"]; "3.5" stays; "what is a dog" keeps
-    its "a"."""
-    words = tokens(text)
-    out: list[str] = []
+    its "a". For matching only: "0042" becomes "42", and a long number may lose digits
+    (``words_to_digits_spans`` says where each token came from, to keep the user's words)."""
+    return [token for token, _, _ in words_to_digits_spans(text)]
+
+
+def words_to_digits_spans(text: str) -> list[Span]:
+    """``words_to_digits(text)``, each token with the span of ``text`` it stands for (a run of
+    number words: from its first word to its last)."""
+    spans = token_spans(text)
+    words = [token for token, _, _ in spans]
+    out: list[Span] = []
+
+    def put(token: str, first: int, after: int) -> None:
+        out.append((token, spans[first][1], spans[after - 1][2]))
+
     i = 0
     while i < len(words):
         w = words[i]
+        start = i
         if _is_digits(w):
             value = _digits_value(w)
             i += 1
             if words[i : i + 3] in (["and", "a", "half"], ["and", "a", "quarter"]):  # "1 and a half"
                 value += _FRACTIONS[words[i + 2]]
                 i += 3
-            out.append(format_number(value))
+            put(format_number(value), start, i)
             continue
         if w in {"a", "one"} and i + 1 < len(words) and words[i + 1] in _FRACTIONS:
-            out.append(format_number(_FRACTIONS[words[i + 1]]))
+            put(format_number(_FRACTIONS[words[i + 1]]), start, i + 2)
             i += 2
             continue
         if w in _NUMBER_WORDS or (w == "a" and i + 1 < len(words) and words[i + 1] in _SCALES):
             read = _read_number(words, i)
             if read is not None:
                 value, i = read
-                out.append(format_number(value))
+                put(format_number(value), start, i)
                 continue
-        out.append(w)
+        put(w, i, i + 1)
         i += 1
     return out
 

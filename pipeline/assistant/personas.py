@@ -10,7 +10,7 @@ model, tools and knowledge folders, defined in the TOML config::
     system_prompt = "You are a cooking assistant. ..."
     voice = "en_US-joe-medium"        # default: [models] voice
     llm = "~/models/qwen2.5-1.5b.gguf"  # or llm_url = "http://..."; default: [models]
-    tools = ["clock", "timers", "knowledge"]  # default: all built-in tools
+    tools = ["get_time", "set_timer", "search_knowledge"]  # default: [assistant] tools; checked at load
     knowledge = ["~/recipes", "notes"]  # folders; relative to the config file's folder
     think = false                     # reason privately before answering
 
@@ -54,7 +54,8 @@ class Persona:
     """An OpenAI-compatible server instead of the local GGUF; None: the ``[models] llm_url``."""
     tools: list[str] | None = None
     """Names of the tools it may use; None: every built-in tool, []: none. Checked against the
-    tool registry by whoever builds it."""
+    built-in tools' names when the config is read (``search_knowledge`` also needs
+    ``knowledge`` folders)."""
     knowledge: list[Path] = field(default_factory=list)
     """Folders of txt, md and pdf files it answers from (absolute, checked to exist)."""
     think: bool = False
@@ -167,10 +168,24 @@ def _persona(persona_id: str, values: dict[str, Any], base: Path, where: str, pr
         settings[key] = value
     for key in _OPTIONAL_TEXT:
         settings[key] = settings.get(key) or None  # "" in the file: use the [models] one
-    if "tools" in settings:
-        settings["tools"] = [t.strip() for t in settings["tools"]]
     settings["knowledge"] = [_folder(f, base, where) for f in settings.get("knowledge", [])]
+    if "tools" in settings:
+        settings["tools"] = _tools([t.strip() for t in settings["tools"]], bool(settings["knowledge"]), where)
     return Persona(persona_id, **settings)
+
+
+def _tools(names: list[str], has_knowledge: bool, where: str) -> list[str]:
+    """``names`` if each is a built-in tool this persona can have, else PersonaError."""
+    from .builtin_tools import builtin_tool_names  # the tool schemas import jsonschema: only when needed
+
+    known = builtin_tool_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        listed = ", ".join(repr(n) for n in unknown)
+        raise PersonaError(f"{where}: unknown tool(s) {listed} in tools; the tools are {', '.join(known)}. Fix the names")
+    if "search_knowledge" in names and not has_knowledge:
+        raise PersonaError(f'{where}: tools has search_knowledge but the persona has no files to search. Add knowledge = ["folder"] or take it out')
+    return names
 
 
 def _folder(value: str, base: Path, where: str) -> Path:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voxloop.pipeline.dialog import Exchange
+from voxloop.pipeline.private import create_private_file
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class SessionStore:
     def __init__(self, db_path: Path) -> None:
         self.path = db_path
         try:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(db_path)  # 0600 in a 0700 folder; its -wal and -shm follow
             self._db = sqlite3.connect(db_path, timeout=5.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk

@@ -24,6 +24,9 @@ _QUESTION: list[Message] = [{"role": "user", "content": "What is the capital of 
 @pytest.fixture
 def llm(server_root: str) -> Iterator[OpenAICompatibleLLM]:
     with OpenAICompatibleLLM(server_root, temperature=0.0) as llm:
+        # As at start: the server's first reply (cold caches, on a busy machine) may take longer
+        # than the 10 s a turn may wait for a token; warm-up has its own, longer deadline.
+        llm.warm_up()
         yield llm
 
 

@@ -82,6 +82,17 @@ def _zero_samples(tmp: Path) -> list[str]:
     return [str(tmp / "silent.wav")]
 
 
+def _absurd_header(tmp: Path) -> list[str]:
+    """200 KB whose header claims 2 GHz and 1024 channels (it used to end in a MemoryError)."""
+    import struct
+
+    rate, channels, payload = 2_000_000_000, 1024, 200_000
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2 & 0xFFFFFFFF, channels * 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", payload) + bytes(payload)
+    (tmp / "huge.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return [str(tmp / "huge.wav")]
+
+
 def _text_as_mp3(tmp: Path) -> list[str]:
     (tmp / "x.mp3").write_text(
         "This is not an mp3, just some notes.\n" * 20, encoding="utf-8"
@@ -170,6 +181,7 @@ BAD_CASES = {
     ),
     "input-wav-zero-samples": BadCase(_zero_samples, "silent.wav", "no audio", "again"),
     "input-text-as-mp3": BadCase(_text_as_mp3, "x.mp3", "cannot decode", "ffmpeg"),
+    "input-absurd-header": BadCase(_absurd_header, "huge.wav", "the header says 2000000000 Hz", "Record or export it again"),
     # models and config
     "asr-model-missing": BadCase(
         _asr_missing,

@@ -20,6 +20,14 @@ BAD_CONFIGS = {
     "folder-is-a-file": ('[personas.cooking]\nknowledge = ["extra.toml"]\n', "is not a folder", "Name the folder"),
     "tools-not-a-list": ('[personas.cooking]\ntools = "clock"\n', "tools must be a list", 'tools = ["a", "b"]'),
     "think-not-bool": ('[personas.cooking]\nthink = "yes"\n', "think must be true or false", "true or false"),
+    # A tool name the registry lacks was dropped at run time: now it stops the start.
+    "unknown-tool": ('[personas.cooking]\ntools = ["get_time", "clock"]\n', "unknown tool(s) 'clock' in tools", "the tools are get_time, calculate"),
+    "search-without-files": ('[personas.cooking]\ntools = ["search_knowledge"]\n', "no files to search", "Add knowledge"),
+    "tools-without-commands": (
+        '[assistant]\ncommands = false\n\n[personas.cooking]\ntools = ["set_timer"]\n',
+        "[personas.cooking]: tools set_timer need the instant commands'",
+        "Set commands = true",
+    ),
     "bad-id": ('[personas."my cook"]\nname = "Cook"\n', "the id may only have", "Rename the table"),
     "not-a-table": ('personas = "cooking"\n', "[personas] must hold tables", "[personas.cooking]"),
     "unknown-persona": ('[assistant]\npersona = "chef"\n', "persona 'chef' is not defined", "Add a [personas.chef] table"),

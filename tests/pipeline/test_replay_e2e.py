@@ -195,9 +195,9 @@ def test_llm_url_answers_through_a_real_openai_compatible_server(server_root: st
 
 def test_an_unreachable_llm_url_is_spoken_as_an_apology_not_a_crash(engines: Engines, tmp_path: Path) -> None:
     from conftest import free_port
-    from voxloop.models.openai_llm import OpenAICompatibleLLM
+    from voxloop.models.openai_llm import OpenAICompatibleConfig, OpenAICompatibleLLM
 
-    dead = OpenAICompatibleLLM(f"http://127.0.0.1:{free_port()}/v1", model="m", timeout_s=2.0)
+    dead = OpenAICompatibleLLM(f"http://127.0.0.1:{free_port()}/v1", model="m", config=OpenAICompatibleConfig(connect_timeout_s=2.0))
     rec = recording("turn_on_the_lamp.wav")  # not a command: it goes to the LLM
     result = run_replay(rec.path, tmp_path / "out", Engines(engines.asr, dead, engines.tts, {}), Config(), fast=True)
 

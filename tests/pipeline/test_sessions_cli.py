@@ -144,8 +144,9 @@ def test_an_unknown_session_is_one_line_and_exit_2_before_any_model_loads(
 
 def test_an_unreadable_database_is_one_line_and_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = home / "state"
-    state.mkdir()
+    state.mkdir(mode=0o700)  # private, as voxloop keeps it: no notice before the error
     (state / "sessions.db").write_text("not a database\n" * 200)
+    (state / "sessions.db").chmod(0o600)
     assert cli.main(["sessions", "--state-dir", str(state)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sessions.db" in err and "--state-dir" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import struct
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from voxloop.voice import audio_file
 from voxloop.voice.audio_file import (
     AudioFileInfo,
     float_to_int16,
@@ -212,6 +214,30 @@ def test_truncated_flac_keeps_what_decoded_and_warns_once(
     assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
 
 
+def wav_claiming(rate: int, channels: int, payload: int = 200_000, bits: int = 16) -> bytes:
+    """A PCM WAV whose header says ``rate`` and ``channels`` over ``payload`` zero bytes."""
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block & 0xFFFFFFFF, block & 0xFFFF, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", payload) + bytes(payload)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def flac_claiming(frames: int) -> Callable[[Path], Path]:
+    """A FLAC of 1 s of silence whose STREAMINFO says ``frames`` samples (36 bits)."""
+
+    def make(tmp: Path) -> Path:
+        path = tmp / "long.flac"
+        sf.write(path, np.zeros(16000, dtype=np.float32), 16000, format="FLAC", subtype="PCM_16")
+        data = bytearray(path.read_bytes())
+        at = 8 + 10  # "fLaC", the block header, then min/max block and frame sizes
+        packed = int.from_bytes(data[at : at + 8], "big") & ~((1 << 36) - 1) | frames
+        data[at : at + 8] = packed.to_bytes(8, "big")
+        path.write_bytes(bytes(data))
+        return path
+
+    return make
+
+
 def _write(name: str, data: bytes) -> Callable[[Path], Path]:
     def make(tmp: Path) -> Path:
         (tmp / name).write_bytes(data)
@@ -249,6 +275,19 @@ BAD_FILES: dict[str, tuple[Callable[[Path], Path], str]] = {
         "cannot decode: an MP3 stream that libsndfile could not decode",
     ),
     "no audio": (_empty_wav, "the file holds no audio"),
+    # Headers that cannot be true are refused before a buffer is sized from them (the first
+    # one used to end in a MemoryError: a 0.5 s block of 1024 channels at 2 GHz is 3.7 TiB).
+    "200 KB at 2 GHz, 1024 channels": (
+        _write("huge.wav", wav_claiming(2_000_000_000, 1024)),
+        "the header says 2000000000 Hz, outside 1000 to 384000 Hz",
+    ),
+    "rate above 384 kHz": (_write("fast.wav", wav_claiming(768_000, 1)), "the header says 768000 Hz, outside"),
+    "rate below 1 kHz": (_write("slow.wav", wav_claiming(100, 1)), "the header says 100 Hz, outside 1000 to 384000 Hz"),
+    "33 channels": (_write("wide.wav", wav_claiming(16000, 33)), "the header says 33 channels, more than 32"),
+    "flac claiming 2^36 frames": (
+        flac_claiming((1 << 36) - 1),
+        "the header says 68719476735 frames of 1 channel(s), more than its",
+    ),
 }
 
 
@@ -266,6 +305,44 @@ def test_bad_file_raises_one_line_naming_file_and_reason(tmp_path: Path, case: s
         assert caught.value.path == path
         assert "\n" not in message
         assert caught.value.hint and message.endswith(caught.value.hint)  # what to do
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(384_000, 1), (8000, 32), (1000, 2)])
+def test_the_limits_themselves_are_accepted(tmp_path: Path, rate: int, channels: int) -> None:
+    path = tmp_path / "edge.wav"
+    path.write_bytes(wav_claiming(rate, channels, payload=channels * 2 * 100))
+
+    info = probe(path)
+
+    assert (info.sample_rate, info.channels, info.frames) == (rate, channels, 100)
+
+
+def test_uncompressed_frames_beyond_the_file_size_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # libsndfile clamps the PCM formats' counts to the file itself; this guards a reader that
+    # would not (the check is on what libsndfile reports).
+    path = tmp_path / "short.wav"
+    sf.write(path, _tone(16000, seconds=0.1), 16000, subtype="PCM_24")
+    size = path.stat().st_size
+
+    class Claiming(sf.SoundFile):
+        @property
+        def frames(self) -> int:
+            return size // 3 + 1
+
+    monkeypatch.setattr(audio_file.sf, "SoundFile", Claiming)
+    with pytest.raises(AudioFileError, match=rf"the header says {size // 3 + 1} frames of 1 channel\(s\), more than its {size} bytes can hold"):
+        probe(path)
+    monkeypatch.undo()
+    assert probe(path).frames == 1600
+
+
+def test_long_silence_in_flac_is_not_mistaken_for_a_false_header(tmp_path: Path) -> None:
+    path = tmp_path / "quiet.flac"
+    with sf.SoundFile(path, "w", 16000, 1, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(60):
+            f.write(np.zeros(16000 * 10, dtype=np.float32))  # ten minutes of digital silence
+
+    assert probe(path).duration_s == pytest.approx(600.0)
 
 
 def test_ten_minute_file_streams_in_bounded_blocks(tmp_path: Path) -> None:

@@ -118,6 +118,41 @@ def test_notes_are_added_read_and_deleted_only_after_a_yes(vox: Assistant) -> No
     assert vox.reply("read my notes") == "You have no notes."
 
 
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("Take a note: the door code is 0042.", "the door code is 0042"),  # was "42"
+        ("note that the plumber's number is 555-0123", "the plumber's number is 555-0123"),  # was "555 - 123"
+        ("Take a note: account 12345678901234567890.", "account 12345678901234567890"),  # lost digits
+        ("take a note the code is zero zero four two", "the code is zero zero four two"),  # was "4 2"
+        ("Hey Vox, um, take a note: Call Mum at 7:30, please.", "Call Mum at 7:30"),
+        ('Take a note: buy "oat milk" (the big one).', 'buy "oat milk" (the big one)'),
+        ("Add 2.50 dollars for Anna to my notes.", "2.50 dollars for Anna"),
+        ("take a note: is the shop open on Sunday?", "is the shop open on Sunday?"),
+        ("Write down that it's one and a half cups of flour", "it's one and a half cups of flour"),
+        ("Take a note: Bob's e-mail is bob@example.org.", "Bob's e-mail is bob@example.org"),
+    ],
+)  # fmt: skip
+def test_a_note_keeps_the_users_own_words(vox: Assistant, said: str, kept: str) -> None:
+    result = vox.say(said)
+
+    assert result is not None and result.name == "note_add", said
+    assert [n.text for n in vox.context.notes.list()] == [kept]
+    assert result.reply == f"Okay, note 1: {kept}" + ("" if kept.endswith("?") else ".")
+
+
+def test_reading_a_note_aloud_may_say_it_another_way_but_the_note_stays(vox: Assistant) -> None:
+    from voxloop.pipeline.spoken_numbers import normalize_for_speech
+
+    vox.say("Take a note: the door code is 0042.")
+    vox.say("note that the plumber is 555-0123")
+
+    assert vox.reply("read my notes") == "You have 2 notes. Note 1: the door code is 0042. Note 2: the plumber is 555-0123."
+    spoken = normalize_for_speech(vox.reply("read note 1"))
+    assert spoken == "Note one: the door code is zero zero four two."
+    assert [n.text for n in vox.context.notes.list()] == ["the door code is 0042", "the plumber is 555-0123"]
+
+
 def test_an_echo_of_the_question_cannot_confirm(vox: Assistant) -> None:
     vox.say("take a note buy milk")
     vox.say("delete all notes")

@@ -8,14 +8,21 @@ import os
 import random
 import sqlite3
 import statistics
+import subprocess
+import sys
+import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from voxloop.pipeline.assistant.knowledge import (
+    KnowledgeConfig,
     KnowledgeError,
     KnowledgeIndex,
+    KnowledgeLimits,
     OutsideRootsError,
     chunk_text,
     fts_query,
@@ -40,27 +47,33 @@ MANUAL_PAGES = [
 
 def write_pdf(path: Path, pages: list[list[str]]) -> None:
     """A minimal real PDF: one Helvetica text line per string, one page per list."""
-    objects = ["<< /Type /Catalog /Pages 2 0 R >>", "", "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    contents = ["".join(f"BT /F1 12 Tf 72 {720 - 20 * i} Td ({line}) Tj ET\n" for i, line in enumerate(lines)) for lines in pages]
+    path.write_bytes(pdf_bytes([c.encode("latin-1") for c in contents]))
+
+
+def pdf_bytes(contents: list[bytes], flate: bool = False) -> bytes:
+    """A PDF with one page per content stream, compressed with FlateDecode if asked."""
+    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"", b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
     kids = []
-    for lines in pages:
-        ops = "".join(f"BT /F1 12 Tf 72 {720 - 20 * i} Td ({line}) Tj ET\n" for i, line in enumerate(lines))
-        objects.append(f"<< /Length {len(ops)} >>\nstream\n{ops}endstream")
+    for ops in contents:
+        body = zlib.compress(ops, 9) if flate else ops
+        objects.append(b"<< /Length %d%s >>\nstream\n%s\nendstream" % (len(body), b" /Filter /FlateDecode" if flate else b"", body))
         kids.append(len(objects) + 1)
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objects)} 0 R "
-            "/Resources << /Font << /F1 3 0 R >> >> >>"
+            "/Resources << /Font << /F1 3 0 R >> >> >>".encode()
         )
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>".encode()
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, 1):
         offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    path.write_bytes(bytes(out))
+    return bytes(out)
 
 
 @pytest.fixture
@@ -313,3 +326,164 @@ def test_searches_go_on_while_a_big_folder_is_indexed(notes: Path, tmp_path: Pat
             found = [index.search("bake bread temperature") for _ in range(20)]
             assert updating.result(timeout=60).indexed == 30
     assert all(f and f[0].file == "kitchen/bread.md" for f in found)
+
+
+# --- what indexing may cost -------------------------------------------------------------------
+
+LINE = b"(Knead the dough until smooth, then bake the bread until golden.) '\n"
+"""One line of text a time (the ' operator: next line, show the string): 64 characters."""
+
+
+def bomb(lines: int, pages: int = 1) -> bytes:
+    """A PDF of a few kilobytes whose compressed pages expand to ``lines`` lines of text each."""
+    return pdf_bytes([b"BT /F1 12 Tf 72 720 Td 14 TL\n" + LINE * lines + b"ET\n"] * pages, flate=True)
+
+
+def slow_pdf() -> bytes:
+    """About 30 KB that take pypdf several seconds: 200 000 text blocks to parse."""
+    return pdf_bytes([b"BT /F1 12 Tf 72 720 Td (bread) Tj ET\n" * 200_000], flate=True)
+
+
+def stored_chars(db: Path) -> dict[str, int]:
+    with closing(sqlite3.connect(db)) as c:
+        return dict(c.execute("SELECT name, chars FROM files"))
+
+
+def limits(**caps: float) -> KnowledgeConfig:
+    return KnowledgeConfig(limits=KnowledgeLimits(**caps))  # type: ignore[arg-type]
+
+
+def warnings_about(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and name in r.getMessage()]
+
+
+def test_a_small_pdf_that_expands_to_megabytes_of_text_is_cut_at_its_caps_while_extracting(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "bomb.pdf").write_bytes(bomb(30_000, pages=3))  # 22 KB: 3 pages of 1.9 MB of text each
+    # No line ends at all: pypdf would hand the text over only at the end of the page.
+    (root / "flat.pdf").write_bytes(pdf_bytes([b"BT /F1 12 Tf 72 720 Td\n" + b"(bread and butter ) Tj\n" * 100_000], flate=True))
+    assert all(f.stat().st_size < 50_000 for f in root.iterdir())
+    caps = KnowledgeLimits()
+
+    with caplog.at_level(logging.WARNING), KnowledgeIndex(tmp_path / "k.db", [root]) as index:
+        began = time.perf_counter()
+        report = index.update()
+        seconds = time.perf_counter() - began
+        found = index.search("how long do I knead the dough")
+
+    chars = stored_chars(tmp_path / "k.db")
+    assert chars.get("bomb.pdf") == 3 * caps.page_chars  # each page stopped at its cap
+    assert (report.indexed, report.skipped, report.truncated) == (1, 1, 1)
+    assert seconds < caps.pdf_seconds  # stopped by the caps, not by the timeout
+    assert len(warnings_about(caplog, "bomb.pdf")) == 1
+    assert found[0].file == "bomb.pdf" and found[0].page in (1, 2, 3)
+    # Stopped once it had shown four times the cap, with nothing handed over: nothing indexed.
+    assert "flat.pdf" not in chars
+    assert warnings_about(caplog, "flat.pdf") == [f"{root / 'flat.pdf'}: no text found within the caps (20000 characters a page); skipped"]
+
+
+def test_a_pdf_stops_at_its_file_cap_and_a_text_file_is_read_only_up_to_its_cap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "manual.pdf").write_bytes(bomb(100, pages=10))  # 10 pages of 6 400 characters
+    with (root / "log.txt").open("wb") as f:
+        f.write(b"The bread recipe says to knead for ten minutes. " * 20_000)  # about 1 MB of text
+        f.truncate(2 * 10**9)  # and 2 GB in all: reading it whole would take a while
+
+    with caplog.at_level(logging.WARNING), KnowledgeIndex(tmp_path / "k.db", [root], limits(page_chars=5_000, file_chars=12_000)) as index:
+        began = time.perf_counter()
+        report = index.update()
+        seconds = time.perf_counter() - began
+        pages = {p.page for p in index.search("knead the dough bake bread golden", k=50) if p.file == "manual.pdf"}
+
+    assert (report.indexed, report.truncated) == (2, 2)
+    assert stored_chars(tmp_path / "k.db") == {"manual.pdf": 12_000, "log.txt": 12_000}
+    assert pages == {1, 2, 3}  # 5 000 + 5 000 + 2 000: the pages after were never read
+    assert seconds < 5
+    assert len(warnings_about(caplog, "manual.pdf")) == 1 and len(warnings_about(caplog, "log.txt")) == 1
+
+
+def test_a_pdf_slower_than_its_time_limit_is_killed_and_skipped_with_one_line(
+    notes: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (notes / "slow.pdf").write_bytes(slow_pdf())
+    config = limits(page_chars=10**9, file_chars=10**9, pdf_seconds=0.5)
+
+    with caplog.at_level(logging.WARNING), KnowledgeIndex(tmp_path / "k.db", [notes], config) as index:
+        began = time.perf_counter()
+        report = index.update()
+        seconds = time.perf_counter() - began
+        assert "slow.pdf" not in index.files()
+        assert index.search("heat pump filter")[0].file == "house.pdf"
+
+    assert (report.indexed, report.skipped) == (5, 1)
+    assert warnings_about(caplog, "slow.pdf") == [f"{notes / 'slow.pdf'}: reading the PDF took longer than 0.5 s; skipped"]
+    assert seconds < 3  # killed at 0.5 s, not waited for
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is enforced on Linux")
+def test_a_pdf_that_needs_more_memory_than_its_limit_is_skipped_with_one_line(
+    notes: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 60 KB that inflate to a 60 MB content stream, which pypdf holds several times over.
+    (notes / "greedy.pdf").write_bytes(pdf_bytes([b"BT /F1 12 Tf 72 720 Td (bread) Tj ET\n" + b" " * 60_000_000], flate=True))
+    config = limits(pdf_memory_bytes=128 * 1024 * 1024)
+
+    with caplog.at_level(logging.WARNING), KnowledgeIndex(tmp_path / "k.db", [notes], config) as index:
+        report = index.update()
+
+    assert (report.indexed, report.skipped) == (5, 1)
+    assert warnings_about(caplog, "greedy.pdf") == [f"{notes / 'greedy.pdf'}: reading the PDF needs more than 128 MB of memory; skipped"]
+
+
+def test_a_folder_over_its_caps_indexes_what_fits_and_says_once_what_it_left_out(
+    notes: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "k.db"
+    with KnowledgeIndex(db, [notes]) as index:
+        assert index.update().indexed == 5
+
+    # Found in this order: fridge.txt, history.md, house.pdf, kitchen/bread.md, kitchen/pasta.txt
+    with caplog.at_level(logging.WARNING), KnowledgeIndex(db, [notes], limits(folder_files=3)) as index:
+        report = index.update()
+        assert index.files() == ["fridge.txt", "history.md", "house.pdf"]
+    assert (report.unchanged, report.removed, report.full_folders) == (3, 2, 1)
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said == f"{notes}: over the folder's cap of 3 files; indexed what fits and left out kitchen/bread.md and the files after it"
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), KnowledgeIndex(db, [notes], limits(folder_chars=len(FRIDGE) + len(BREAD_HISTORY))) as index:
+        report = index.update()
+        assert index.files() == ["fridge.txt", "history.md"]
+    assert report.full_folders == 1
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.endswith(f"characters of text; indexed what fits and left out house.pdf and the files after it")
+
+
+def test_closing_the_index_stops_an_update_in_the_middle_of_a_pdf(
+    notes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (notes / "slow.pdf").write_bytes(slow_pdf())
+    reading = threading.Event()
+    popen = subprocess.Popen
+
+    def started(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        child = popen(*args, **kwargs)  # type: ignore[call-overload]
+        reading.set()
+        return child
+
+    monkeypatch.setattr(subprocess, "Popen", started)
+    index = KnowledgeIndex(tmp_path / "k.db", [notes], limits(page_chars=10**9, file_chars=10**9, pdf_seconds=60))
+    with ThreadPoolExecutor(1) as pool:
+        updating = pool.submit(index.update)
+        assert reading.wait(30)
+        began = time.perf_counter()
+        index.close()
+        report = updating.result(timeout=30)
+    assert report.stopped
+    assert time.perf_counter() - began < 2

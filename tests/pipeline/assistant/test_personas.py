@@ -20,7 +20,7 @@ greeting = "Cooking assistant here. What are we making?"
 system_prompt = "You help in the kitchen."
 voice = "en_US-joe-medium"
 llm_url = "http://127.0.0.1:8080/v1"
-tools = ["clock", "timers"]
+tools = ["get_time", "set_timer", "search_knowledge"]
 knowledge = ["recipes", "~/shared"]
 think = true
 
@@ -45,7 +45,7 @@ def test_a_config_defines_personas_next_to_the_default_one(tmp_path: Path, monke
     assert cooking.greeting == "Cooking assistant here. What are we making?"
     assert cooking.system_prompt == "You help in the kitchen."
     assert (cooking.voice, cooking.llm, cooking.llm_url) == ("en_US-joe-medium", None, "http://127.0.0.1:8080/v1")
-    assert cooking.tools == ["clock", "timers"] and cooking.think is True
+    assert cooking.tools == ["get_time", "set_timer", "search_knowledge"] and cooking.think is True
     assert cooking.knowledge == [tmp_path / "conf" / "recipes", tmp_path / "home" / "shared"]
     gardener = config.personas.get("gardener")
     assert (gardener.name, gardener.greeting) == ("Gardener", "Hi, this is Gardener.")
