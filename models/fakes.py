@@ -49,6 +49,13 @@ class FakeLLM:
         """Call numbers (0-based) that raise mid-stream, to test recovery."""
         self.closed = threading.Event()
         """Set when a stream was closed before its end (a cancel reached the engine)."""
+        self.prefilled: list[list[Message]] = []
+        """Every prompt read ahead with ``prefill``."""
+
+    def prefill(self, messages: Sequence[Message]) -> Iterator[int]:
+        """Records the prompt; one step per message, as if each were a slice of tokens."""
+        self.prefilled.append([dict(m) for m in messages])
+        yield from range(1, len(messages) + 1)
 
     def stream(self, messages: Sequence[Message], max_tokens: int, tools: Sequence[dict[str, Any]] | None = None) -> Iterator[str]:
         call = len(self.prompts)

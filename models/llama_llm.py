@@ -36,6 +36,8 @@ class LlamaConfig:
     repeat_penalty: float = 1.15
     """Small models loop without it."""
     seed: int = 1234
+    prefill_slice: int = 16
+    """Tokens evaluated per step of ``prefill``: a newer request waits at most one step."""
 
 
 class LlamaCppLLM:
@@ -128,6 +130,55 @@ class LlamaCppLLM:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
+
+    def prefill(self, messages: Sequence[Message]) -> Iterator[int]:
+        """Evaluate the prompt of ``messages`` up to the end of the last message's text, without
+        generating: a later ``stream`` of a conversation that starts the same way then evaluates
+        only what differs (llama-cpp-python reuses the longest common prefix of the evaluated
+        tokens). The chat template closes the last message after its text; those tokens would
+        differ from the real prompt's, so they are left out. Yields the tokens evaluated so far
+        after each ``prefill_slice``, so a caller can stop between two steps (on this thread)."""
+        tokens = self._prompt_tokens_to_last_text(_as_plain_chat(messages))
+        if not tokens:
+            return
+        model = self.model
+        kept = model.longest_token_prefix(model.input_ids[: model.n_tokens].tolist(), tokens)
+        if kept == len(tokens):
+            return
+        model.n_tokens = kept  # eval() drops the cache past this point
+        step = self.config.prefill_slice
+        for start in range(kept, len(tokens), step):
+            model.eval(tokens[start : start + step])
+            yield model.n_tokens - kept
+
+    def _prompt_tokens_to_last_text(self, messages: list[Message]) -> list[int]:
+        """The prompt's tokens up to the end of the last message's text; [] if the model's chat
+        format is not its own template (the prompt is then built elsewhere)."""
+        formatter = self._formatter()
+        if formatter is None or not messages:
+            return []
+        marker = "\u2063\u2063"  # invisible separators: never in what a user says
+        last = {**messages[-1], "content": f"{messages[-1].get('content') or ''}{marker}"}
+        prompt = formatter(messages=[*messages[:-1], last]).prompt
+        cut = prompt.find(marker)
+        if cut < 0:
+            return []
+        return self.model.tokenize(prompt[:cut].encode(), add_bos=False, special=True)
+
+    def _formatter(self) -> Any:
+        """The chat formatter ``create_chat_completion`` uses: the GGUF's own template."""
+        if getattr(self, "_chat_formatter", None) is None:
+            model = self.model
+            template = model.metadata.get("tokenizer.chat_template")
+            if model.chat_format != "chat_template.default" or not template or model.chat_handler is not None:
+                return None
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            def text(token: int) -> str:
+                return model._model.token_get_text(token) if token != -1 else ""
+
+            self._chat_formatter = Jinja2ChatFormatter(template=template, eos_token=text(model.token_eos()), bos_token=text(model.token_bos()))
+        return self._chat_formatter
 
     def fits(self, messages: Sequence[Message], max_tokens: int) -> bool:
         """Whether the prompt and a reply of ``max_tokens`` fit the context window."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from voxloop.models.base import ASR, Transcript
 from voxloop.voice.audio_file import int16_to_float
 
-from .frames import Frame, SpeakFrame, TranscriptFrame, UtteranceFrame
+from .frames import Frame, PartialTranscriptFrame, PartialUtteranceFrame, SpeakFrame, TranscriptFrame, UtteranceFrame
 from .stage import EngineRunner, Stage
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ class ASRStage(Stage):
         """Text of the pieces of a long utterance heard so far, by turn."""
 
     async def process(self, frame: Frame) -> None:
+        if isinstance(frame, PartialUtteranceFrame):
+            await self._recognise_partial(frame)
+            return
         if not isinstance(frame, UtteranceFrame):
             await self.push(frame)
             return
@@ -86,6 +89,20 @@ class ASRStage(Stage):
         self.ctx.log.get(frame.turn_id).user_text = text
         self.ctx.log.stage(frame.turn_id, "asr", asr_ms)
         await self.push(TranscriptFrame(frame.turn_id, text, frame.end_s, asr_ms, frame.provisional))
+
+    async def _recognise_partial(self, frame: PartialUtteranceFrame) -> None:
+        """The words so far of an utterance still going on, less the last (it may be cut
+        mid-word, or change): the language model reads them while the user speaks."""
+        try:
+            result = await self.runner.call(self.asr.transcribe, int16_to_float(frame.samples))
+        except Exception as e:
+            logger.debug("recognition of a partial utterance failed: %s", e)  # the final one will say
+            return
+        words = result.text.split()[:-1]
+        if self.is_stale(frame.turn_id) or not words:
+            return
+        text = f"{self._prefix_for(frame.turn_id, '')} {' '.join(words)}".strip()
+        await self.push(PartialTranscriptFrame(frame.turn_id, text))
 
     def close(self) -> None:
         self.runner.shutdown()

@@ -6,6 +6,10 @@ for barge-in). After a short pause (``speculate_ms``) it sends the utterance so 
 while the output stays gated. If the silence lasts, the turn is confirmed and its audio plays
 at once; if the user goes on, the provisional work is retracted and the utterance continues
 under a new turn id.
+
+Earlier still, while the user speaks, the utterance so far goes on every ``partial_every_ms``
+as a ``PartialUtteranceFrame``: its words are recognised and read into the language model's
+cache, so that at the pause only the last words are left to read.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from voxloop.voice.vad import (
     SpeechStart,
 )
 
-from .frames import AudioFrame, Frame, RestoredAudioFrame, UtteranceFrame
+from .frames import AudioFrame, Frame, PartialUtteranceFrame, RestoredAudioFrame, UtteranceFrame
 from .stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -47,11 +51,15 @@ class EndpointStage(Stage):
         on_retract: Callable[[int, int], None] = _ignore,
         on_voice: Callable[[bool, float], None] = _ignore,
         voice_hint_ms: int = 40,
+        partial_every_ms: int = 0,
+        partials_wanted: Callable[[], bool] = lambda: True,
     ) -> None:
         """``on_utterance(turn)``: the turn is confirmed (its reply may play).
         ``on_retract(old, new)``: provisional work for ``old`` is void; the utterance is now ``new``.
         ``on_voice(True, at)``: ``voice_hint_ms`` of voice before any onset is confirmed (the
-        cue to pause a reply); ``on_voice(False, at)``: that voice faded without becoming speech."""
+        cue to pause a reply); ``on_voice(False, at)``: that voice faded without becoming speech.
+        ``partial_every_ms``: send the utterance so far on this often while the user speaks
+        (0: never), when ``partials_wanted()`` (not while a reply is on its way)."""
         super().__init__()
         self.endpointer = endpointer
         self.sample_rate = endpointer.vad.sample_rate
@@ -80,6 +88,11 @@ class EndpointStage(Stage):
         self.muted_until_s = 0.0
         """Half-duplex: also ignore audio that starts before this point of the timeline."""
         self.retractions = 0
+        self._partial_every_s = partial_every_ms / 1000
+        self._partials_wanted = partials_wanted
+        self._partial_due_s = 0.0
+        self.partials = 0
+        """Partial utterances sent on (for the benchmark)."""
 
     @property
     def in_speech(self) -> bool:
@@ -113,6 +126,7 @@ class EndpointStage(Stage):
             for event in self.endpointer.push(chunk, at_s):
                 await self._handle(event)
             self._hint_voice(at_s + n / self.sample_rate)
+            await self._send_partial_if_due(at_s + n / self.sample_rate)
 
     def _replace(self, frame: RestoredAudioFrame) -> None:
         """The audio already heard since ``frame.start_s``, again as the double-talk detector's
@@ -158,6 +172,7 @@ class EndpointStage(Stage):
             self._turn_id = self._next_turn_id()
             self._provisional = self._cut = False
             self._started_s = event.at_s
+            self._partial_due_s = event.at_s + self._partial_every_s
             log.get(self._turn_id).user_start_s = event.at_s
             self._on_speech_start(self._turn_id, event.at_s)
         elif isinstance(event, SpeechDiscarded):
@@ -192,6 +207,22 @@ class EndpointStage(Stage):
             log.stage(self._turn_id, "endpoint", event.endpoint_ms)
             self._on_utterance(self._turn_id)
             await self._send(event.samples, event.start_s, event.end_s, event.endpoint_ms, True, event.voiced_ms)
+
+    async def _send_partial_if_due(self, now_s: float) -> None:
+        """While the user speaks (on a voiced frame, not in a pause already sent on, not in a
+        long utterance cut into pieces), the utterance so far, every ``partial_every_ms``."""
+        if not (self._partial_every_s and self.endpointer.in_speech) or self._provisional or self._cut:
+            return
+        if now_s < self._partial_due_s or self.endpointer.voiced_ms < self.endpointer.config.min_voiced_ms:
+            return
+        if self.endpointer.silent_ms:
+            return  # maybe the end: the head start needs the recogniser and the model now
+        self._partial_due_s = now_s + self._partial_every_s
+        if not self._partials_wanted():
+            return
+        self.partials += 1
+        samples = self.endpointer.utterance_so_far()
+        await self.push(PartialUtteranceFrame(self._turn_id, samples, self.sample_rate))
 
     def _retract(self) -> None:
         if not self._provisional:

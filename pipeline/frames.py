@@ -118,6 +118,24 @@ class UtteranceFrame(DataFrame):
     """Sent after a short pause for a head start; its reply waits for the endpoint."""
 
 
+@dataclass(frozen=True, eq=False)
+class PartialUtteranceFrame(DataFrame):
+    """The utterance so far, while the user is still speaking: recognised early so the language
+    model can read the words into its cache before the turn ends. Nothing is answered from it."""
+
+    samples: np.ndarray
+    """int16 mono at ``sample_rate``."""
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class PartialTranscriptFrame(DataFrame):
+    """The words of a ``PartialUtteranceFrame`` that will likely stand (the last one, perhaps
+    cut mid-word, left out): for the language model's prefill only."""
+
+    text: str
+
+
 @dataclass(frozen=True)
 class TranscriptFrame(DataFrame):
     text: str

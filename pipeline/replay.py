@@ -42,6 +42,10 @@ T = TypeVar("T")
 TIMELINE_RATE = 16000
 """Hertz of conversation.wav: the rate the pipeline hears at."""
 
+KNOWLEDGE_WAIT_S = 120.0
+"""Seconds a replay on the simulated clock (``fast``) waits for the persona's files to be
+indexed before its first frame."""
+
 
 @dataclass
 class ReplayResult:
@@ -77,6 +81,7 @@ def session_config(config: Config, barge_in_default: bool) -> SessionConfig:
     return SessionConfig(
         barge_in=barge_in_default if turns.barge_in is None else turns.barge_in,
         vad_aggressiveness=turns.vad_aggressiveness,
+        partial_asr_ms=turns.partial_asr_ms,
         endpointer=EndpointerConfig(hangover_ms=turns.hangover_ms),
         max_reply_tokens=config.dialog.max_reply_tokens,
         echo_cancel=turns.echo_cancel,
@@ -117,12 +122,17 @@ async def replay(
     session = voice_session(engines, output, log, dialog, config, state_dir, barge_in_default=True)
     session.on_exchange = on_exchange
     persona = PersonaRuntime(config, state_dir)
-    await asyncio.to_thread(persona.open_knowledge)
+    persona.open_knowledge()
     persona.attach(session)
     device = ReplayDevice(input_path, output, recorder, paced=not fast, echo=echo)
     if handle_signals:
         install_stop_handlers(session.stop)
     try:
+        # Paced, a replay starts at once, as a live chat does, and the files are indexed while
+        # it plays. On the simulated clock the first question would come before any file could
+        # be read, or not, by the machine's load: it waits for the index instead.
+        if fast and not await persona.wait_for_knowledge(KNOWLEDGE_WAIT_S):
+            logger.warning("the knowledge files are not indexed after %g s; the replay goes on without them", KNOWLEDGE_WAIT_S)
         await session.run(device, fast=fast)
     finally:
         # Keep what was recorded even when stopped early.

@@ -29,16 +29,19 @@ from voxloop.models.base import LLM, Message, ToolCall, tool_calls_message, tool
 from .assistant.spotlight import Spotlight
 from .assistant.thinking import ThinkFilter, ThinkingConfig, wants_thinking
 from .assistant.tools import CheckedCall, ToolError, ToolRegistry
-from .chunker import ClauseChunker
+from .chunker import PHRASE_STARTS, ChunkerConfig, ClauseChunker
 from .dialog import UNANSWERED, Dialog, Exchange
-from .frames import Frame, ReplyEndFrame, SentenceFrame, SpeakFrame, TranscriptFrame
+from .frames import Frame, PartialTranscriptFrame, ReplyEndFrame, SentenceFrame, SpeakFrame, TranscriptFrame
 from .parrot import ParrotConfig, ParrotGuard
+from .prefill import Prefiller
 from .speech_text import clean_for_speech, is_speakable
 from .stage import EngineRunner, Stage
 
 logger = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side. Please ask me again."
+REPLY_CHUNKS = ChunkerConfig(first_cut_before=PHRASE_STARTS)
+"""The model's replies: the first clause may also end before a conjunction, so it is heard sooner."""
 NO_ANSWER = "Sorry, I don't have an answer to that."
 
 Confirm = Callable[[str, Callable[[], str]], str]
@@ -90,6 +93,10 @@ class ReplyStage(Stage):
         """``knowledge(question)``: reference passages for this question, already fenced as
         data ("" for none). They go into this turn's system message only."""
         self.runner = EngineRunner("llm")
+        self._streaming: int | None = None
+        """The turn whose reply the model is streaming (None: none)."""
+        self.prefiller = Prefiller(llm, self.runner)
+        """Reads the question into the model's cache while the user is still asking it."""
         self.confirm = confirm
         self.spotlight = spotlight or Spotlight()
         self.tool_config = tool_config or ToolLoopConfig()
@@ -106,7 +113,12 @@ class ReplyStage(Stage):
         if isinstance(frame, SpeakFrame):
             await self._say(frame.turn_id, frame.text)
         elif isinstance(frame, TranscriptFrame):
+            await self.prefiller.wait()
             await self._answer(frame)
+        elif isinstance(frame, PartialTranscriptFrame):
+            if not self.tools:  # the tool path renders its own prompt
+                messages = [*self.dialog.messages(fits=self.llm_fits), {"role": "user", "content": frame.text}]
+                self.prefiller.start(messages, lambda: self.is_stale(frame.turn_id))
         else:
             await self.push(frame)
 
@@ -126,7 +138,7 @@ class ReplyStage(Stage):
         messages = self.dialog.messages(fits=lambda m: self.llm_fits(m, max_tokens))
         guard = ParrotGuard(frame.text, _earlier(self.dialog, exchange, self.parrot.recent_replies), self.parrot)
         record = self.ctx.log.get(turn_id)
-        chunker = ClauseChunker()
+        chunker = ClauseChunker(REPLY_CHUNKS)
         reasoning = ThinkFilter()  # reasoning is never spoken, nor kept in the history
         first_token = True
         index = 0
@@ -154,6 +166,7 @@ class ReplyStage(Stage):
             calls: list[ToolCall] = []
             if exchange.reply and not exchange.reply.endswith(" "):
                 exchange.reply += " "  # a later round of a tool turn goes on after what was said
+            self._streaming = turn_id
             async with contextlib.aclosing(self.runner.iterate(deltas)) as items:
                 async for delta in items:
                     if self.is_stale(turn_id):
@@ -168,6 +181,9 @@ class ReplyStage(Stage):
                     exchange.reply += delta
                     for chunk in chunker.push(delta):
                         await speak(chunk, guarded=True)
+            self._streaming = None
+            if self.is_stale(turn_id):
+                return None  # interrupted while the engine had nothing to give (on_interrupt)
             exchange.reply += (tail := reasoning.flush())
             for chunk in chunker.push(tail) + chunker.flush():
                 await speak(chunk, guarded=True)
@@ -290,6 +306,13 @@ class ReplyStage(Stage):
     async def _run_tool(self, checked: CheckedCall) -> str:
         assert self.tools is not None and self.tool_runner is not None
         return await self.tool_runner.call(self.tools.run, checked)
+
+    def on_interrupt(self, turn_id: int) -> None:
+        # A stale reply may be blocked on a server that sends nothing: an engine that can
+        # (OpenAICompatibleLLM.abort) drops the request now, so the next turn need not wait.
+        abort = getattr(self.llm, "abort", None)
+        if abort is not None and self._streaming is not None and self._streaming < turn_id:
+            abort()
 
     def llm_fits(self, messages: list[Message], max_tokens: int | None = None) -> bool:
         """Prompt plus reply inside the model's context window (servers decide for themselves)."""

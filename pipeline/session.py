@@ -87,6 +87,11 @@ class SessionConfig:
     more quiet, not at once."""
     barge: BargeInConfig = field(default_factory=BargeInConfig)
     """What counts as taking the floor while the assistant speaks."""
+    partial_asr_ms: int = 0
+    """While the user speaks (and no reply is on its way), recognise the utterance so far this
+    often and read its words into the language model's cache, so that when the voice stops
+    only the last words are left to read. Milliseconds; 0: off (the product's setting is
+    ``[turns] partial_asr_ms``; off here so a scripted recogniser hears each utterance once)."""
 
 
 class VoiceSession:
@@ -132,6 +137,8 @@ class VoiceSession:
             on_retract=self._retract,
             on_voice=self._on_voice,
             voice_hint_ms=c.barge.pause_on_voice_ms,
+            partial_every_ms=c.partial_asr_ms,
+            partials_wanted=lambda: not self.active_turns,
         )
         self.playback = PlaybackStage(output)
         self.commands = commands

@@ -237,6 +237,22 @@ class Endpointer:
             held[len(held) - k] = frames[len(frames) - k]
         return n
 
+    def utterance_so_far(self) -> np.ndarray:
+        """The utterance in progress as heard up to now, pre-roll included (empty outside speech)."""
+        if not (self.in_speech and self._frames):
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._frames)
+
+    @property
+    def silent_ms(self) -> int:
+        """Silence since the last voiced frame of the utterance in progress (0 outside speech)."""
+        return self._silent_run * self.config.frame_ms if self.in_speech else 0
+
+    @property
+    def voiced_ms(self) -> int:
+        """Voiced time of the utterance in progress (0 outside speech)."""
+        return self._voiced_frames * self.config.frame_ms if self.in_speech else 0
+
     @property
     def onset_voiced_ms(self) -> int:
         """Voiced time in the start window while no speech is confirmed (0 in speech): an

@@ -58,3 +58,35 @@ def test_the_next_turn_only_prefills_its_new_words(engines: Engines) -> None:
     whole_prompt = sum(len(llm.model.tokenize(m["content"].encode(), add_bos=False)) for m in messages)  # type: ignore[attr-defined]
     prefill = evaluated[0]
     assert prefill < whole_prompt / 2, (prefill, whole_prompt)
+
+
+def test_a_question_read_ahead_leaves_only_its_last_words_and_the_template_to_read(engines: Engines) -> None:
+    """While the user speaks, their words so far go into the KV cache; the answer reads the rest."""
+    llm = engines.llm
+    dialog = Dialog()
+    dialog.begin(1, "Hello there.").reply = "Hi! How can I help?"
+    history = dialog.messages()
+    question = "What is the capital of France?"
+    list(llm.prefill([*history, {"role": "user", "content": "Tell me a joke"}]))  # the history in the cache
+    steps = list(llm.prefill([*history, {"role": "user", "content": "What is the capital of"}]))
+    assert steps and steps == sorted(steps)  # it read something, step by step
+
+    evaluated: list[int] = []
+    original = llm.model.eval  # type: ignore[attr-defined]
+
+    def counting_eval(tokens):  # type: ignore[no-untyped-def]
+        evaluated.append(len(tokens))
+        return original(tokens)
+
+    llm.model.eval = counting_eval  # type: ignore[attr-defined]
+    try:
+        reply = "".join(llm.stream([*history, {"role": "user", "content": question}], max_tokens=8))
+        assert not list(llm.prefill([*history, {"role": "user", "content": question}]))  # all there already
+    finally:
+        del llm.model.eval  # type: ignore[attr-defined]
+
+    assert reply.strip()
+    # " France?" and the template's end of the user turn and start of the assistant's: a few
+    # tokens, then one per generated token.
+    assert evaluated[0] <= 10, evaluated
+

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 from conftest import concat_with_pauses, recordings, wer
 
+from voxloop.models.whisper_asr import FasterWhisperASR
 from voxloop.pipeline.config import Config
 from voxloop.pipeline.engines import Engines
 from voxloop.pipeline.replay import run_replay
@@ -131,3 +133,28 @@ def test_two_minutes_of_speech_without_a_pause_is_one_turn_transcribed_in_pieces
     # As good as transcribing each sentence on its own (espeak's voice is hard for tiny.en: ~0.14).
     assert wer(" ".join(HARVARD), turn.user_text) <= alone_wer + 0.05, (alone_wer, turn.user_text)
     assert turn.user_end_s is not None and turn.user_end_s >= 120
+
+
+def test_a_sentence_said_again_in_a_short_window_is_kept_once() -> None:
+    """With its window cut to the audio, Whisper may not see where the speech ends and say it again."""
+    from voxloop.models.whisper_asr import _said_once
+
+    assert _said_once("Turn on the lamp. Turn on the lamp. Turn on") == "Turn on the lamp."
+    assert _said_once("turn on the lamp turn on the lamp") == "turn on the lamp"
+    assert _said_once("Ask not what. Ask what you can do. Ask what you") == "Ask not what. Ask what you can do."
+    for said in ("It is what it is.", "Go forward 10 meters. Go forward 20 meters.", "No, no.", "What time is it?"):
+        assert _said_once(said) == said
+
+
+def test_the_short_window_hears_the_recordings_as_the_full_one_does(engines: Engines) -> None:
+    full = FasterWhisperASR.__new__(FasterWhisperASR)
+    full.__dict__.update(engines.asr.__dict__)  # the same loaded model...
+    full.config = dataclasses.replace(engines.asr.config, window_pad_s=None)  # ...with Whisper's 30 s window
+    refs, short, whole = [], [], []
+    for rec in recordings():
+        audio = np.concatenate(list(iter_audio(rec.path)))
+        refs.append(rec.transcript)
+        short.append(engines.asr.transcribe(audio).text)
+        whole.append(full.transcribe(audio).text)
+    assert engines.asr.config.window_pad_s is not None
+    assert wer(refs, short) <= wer(refs, whole) + 0.04, list(zip(short, whole))

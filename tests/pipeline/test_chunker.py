@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from voxloop.pipeline.chunker import ChunkerConfig, ClauseChunker
+from voxloop.pipeline.chunker import PHRASE_STARTS, ChunkerConfig, ClauseChunker
 from voxloop.pipeline.speech_text import CODE_BLOCK_PHRASE, clean_for_speech
 
 REPLY = (
@@ -214,3 +214,38 @@ def test_cleaned_chunks_of_a_markdown_reply_read_naturally() -> None:
         "Open a terminal.",
         "Run python main.py.",
     ]
+
+
+REPLIES = ChunkerConfig(first_cut_before=PHRASE_STARTS)
+
+
+@pytest.mark.parametrize(
+    "text, first",
+    [
+        ("The sky is blue because of the way light scatters.", "The sky is blue"),
+        ("It is small but it is very strong.", "It is small"),
+        ("You could ask the man who sold it to you.", "You could ask the man who sold it to you."),  # not "who"
+        ("The capital of France is Paris.", "The capital of France is Paris."),  # a verb: no cut
+        ("William Shakespeare wrote Romeo and Juliet.", "William Shakespeare wrote Romeo and Juliet."),
+        ("Because it rains, we stay.", "Because it rains,"),
+        ("Please stay in until the butler comes.", "Please stay in"),
+        ("Try the butterscotch until noon.", "Try the butterscotch"),  # "butter..." is not "but"
+    ],
+)
+def test_a_replys_first_chunk_may_end_before_a_conjunction(text: str, first: str) -> None:
+    for seed in range(3):
+        chunks = stream(text, seed, ClauseChunker(REPLIES))
+        assert squeeze("".join(chunks)) == squeeze(text)
+        assert chunks[0] == first, chunks
+
+
+def test_it_waits_for_the_next_word_to_be_whole_and_later_chunks_keep_the_usual_rules() -> None:
+    chunker = ClauseChunker(REPLIES)
+    assert chunker.push("The sky is blue b") == []
+    assert chunker.push("ecause") == []  # "because", or "becausеway"?
+    assert chunker.push(" of") == ["The sky is blue"]
+    assert chunker.push(" light and air, and it is lovely. Then") == ["because of light and air, and it is lovely."]
+
+
+def test_by_default_only_punctuation_ends_the_first_chunk() -> None:
+    assert stream("The sky is blue because of the way light scatters.") == ["The sky is blue because of the way light scatters."]

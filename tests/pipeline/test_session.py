@@ -21,6 +21,7 @@ from voxloop.pipeline.assistant.session_store import SessionRecorder, SessionSto
 from voxloop.pipeline.dialog import Dialog, Exchange
 from voxloop.pipeline.reply_stage import APOLOGY
 from voxloop.pipeline.session import SessionConfig, VoiceSession
+from voxloop.pipeline.turn_end import hangover_for
 from voxloop.pipeline.turn_log import TurnLog, TurnRecord
 from voxloop.voice.playback import OutputBuffer
 from voxloop.voice.recording import ConversationRecorder
@@ -587,3 +588,19 @@ def test_the_double_talk_detectors_echo_predictor_follows_the_config(tmp_path: P
     session = VoiceSession(FakeASR(), FakeLLM([]), FakeTTS(), OutputBuffer(RATE), log, Dialog(), SessionConfig(echo_predictor=on), None)  # type: ignore[arg-type]
     log.close()
     assert session.echo is not None and session.echo.detector.config.predictor is on
+
+
+@pytest.mark.parametrize(
+    "heard, hangover_ms",
+    [
+        ("Who wrote Romeo and Juliet", 250),  # a question without its question mark
+        ("What should I cook for dinner tonight", 250),
+        ("Who wrote Romeo and", 900),  # still trailing off
+        ("What is the", 900),
+        ("She had your dark suit in greasy wash water all year", 500),  # no mark: the default
+        ("Why not", 500),  # too short to tell
+        ("Turn on the lamp.", 350),
+    ],
+)
+def test_the_hangover_follows_the_words(heard: str, hangover_ms: int) -> None:
+    assert hangover_for(heard, 500) == hangover_ms
