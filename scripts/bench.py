@@ -4,6 +4,7 @@ naive turn-based baseline on the same models.
 ::
 
     .venv/bin/python scripts/bench.py [AUDIO ...] [--quick] [--json FILE] [--plot FILE.png]
+    .venv/bin/python scripts/bench.py --qa [--tiers T1,T2,...] [--quick] [--json FILE] [--plot FILE.png]
 
 Each input (one question per file) is padded with 1 s of room tone before and ~4 s after and
 replayed as its own session with ``run_replay(..., fast=False)``: paced at audio rate, as a
@@ -39,8 +40,14 @@ transcribe the whole utterance, generate the whole reply, synthesize all of it, 
 ``800 ms + ASR + LLM (full reply) + TTS (all chunks)``. The ratio naive / voxloop of the medians
 is printed.
 
+``--qa`` (or ``--tiers``) measures answers instead, per model tier: the spoken QA set of
+``scripts/qa_set.py`` through the same paced pipeline, one tier per process; accuracy, memory
+checks, parroted replies, latency and its shares, the model's tokens/s and first-token time,
+peak RSS. See ``scripts/qa_bench.py``.
+
 This is a measurement: it never fails on a figure (exit code 0 unless something crashes).
-``tests/test_bench_script.py`` runs ``--quick`` and checks the report's shape.
+``tests/test_bench_script.py`` runs ``--quick`` and checks the report's shape;
+``tests/test_qa_bench.py`` runs ``--qa --quick``.
 """
 
 from __future__ import annotations
@@ -608,6 +615,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # What is measured is the streaming path through the language model; "what time is it"
     # would otherwise be answered by an instant command (measured apart: docs/benchmarks.md).
     config.assistant.commands = args.commands
+    if args.llm_model:
+        config.models.llm = args.llm_model
     plan = check_models(config)
     t = config.threads
     print(f"threads: asr {t.asr}, llm {t.llm}, tts {t.tts}; load average {load_before}")
@@ -716,6 +725,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def qa_bench() -> Any:
+    """``scripts/qa_bench.py``, the answers per model tier (scripts/ is not a package)."""
+    import importlib.util
+
+    name = "voxloop_scripts_qa_bench"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("qa_bench.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -727,14 +750,14 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="one question per file (default: the built-in set)",
     )
-    parser.add_argument("--quick", action="store_true", help="3 inputs, shorter idle run: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="3 inputs, shorter idle run: a smoke run (--qa: the first tier, 4 questions, one memory check)")
     parser.add_argument("--commands", action="store_true", help="let instant commands answer what they can (off: every turn goes to the LLM)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     parser.add_argument(
         "--plot",
         type=Path,
         metavar="FILE.png",
-        help="per-turn waterfall of the stages (matplotlib)",
+        help="per-turn waterfall of the stages (matplotlib); --qa: latency against accuracy per tier (.svg needs nothing)",
     )
     parser.add_argument(
         "--config",
@@ -744,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pad-after",
         type=float,
-        help="seconds of room tone after each input (default 4, quick 2)",
+        help="seconds of room tone after each input (default 4, quick 2; --qa 1.5: its replays run on until the reply has played)",
     )
     parser.add_argument(
         "--idle-seconds",
@@ -756,6 +779,13 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="keep the padded inputs and each replay's output here",
     )
+    parser.add_argument("--llm-model", metavar="TIER_OR_GGUF", help="the language model (a tier name or a GGUF file; default: the config's)")
+    qa = parser.add_argument_group("answers per model tier (scripts/qa_bench.py)")
+    qa.add_argument("--qa", action="store_true", help="the spoken QA set per model tier instead of the latency report")
+    qa.add_argument("--tiers", metavar="T1,T2", help="tier names, GGUF paths or NAME=PATH (implies --qa; default: the three tiers)")
+    qa.add_argument("--fast", action="store_true", help="--qa on the simulated clock: answers only, latencies not wall-clock")
+    qa.add_argument("--audio-cache", type=Path, metavar="DIR", help="--qa: keep the spoken questions here and reuse them (Piper varies run to run)")
+    qa.add_argument("--replot", type=Path, metavar="FILE.json", help="the --qa table (and --plot) again from a saved --json")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -765,6 +795,12 @@ def main(argv: list[str] | None = None) -> int:
     for p in args.audio:
         if not p.exists():
             parser.error(f"{p}: no such file")
+    if args.qa or args.tiers or args.replot:
+        if args.audio:
+            parser.error("--qa asks its own questions (scripts/qa_set.py): no audio files")
+        return qa_bench().main(args)
+    if args.fast:
+        parser.error("--fast is for --qa (the latency report is always paced)")
 
     report = run(args)
     print_report(report)
