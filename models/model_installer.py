@@ -81,13 +81,18 @@ def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + STAMP_SUFFIX)
 
 
+def _stamp_file(tier: Tier, path: Path) -> Path:
+    """Beside the model; a bundled one's in the models folder (site-packages is not ours)."""
+    return _stamp_path(path) if tier.bundled is None else models_dir() / (tier.file_name + STAMP_SUFFIX)
+
+
 def _stamp_of(path: Path) -> dict[str, object]:
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _stamp_matches(tier: Tier, path: Path) -> bool:
-    stamp_file = _stamp_path(path) if tier.bundled is None else models_dir() / (tier.file_name + STAMP_SUFFIX)
+    stamp_file = _stamp_file(tier, path)
     try:
         stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
         return bool(stamp == {**_stamp_of(path), "sha256": tier.sha256})
@@ -96,7 +101,7 @@ def _stamp_matches(tier: Tier, path: Path) -> bool:
 
 
 def _write_stamp(tier: Tier, path: Path) -> None:
-    stamp_file = _stamp_path(path) if tier.bundled is None else models_dir() / (tier.file_name + STAMP_SUFFIX)
+    stamp_file = _stamp_file(tier, path)
     with contextlib.suppress(OSError):  # only a cache of the last check
         stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(json.dumps({**_stamp_of(path), "sha256": tier.sha256}), encoding="utf-8")

@@ -7,14 +7,17 @@ The real tiers are large; most tests install a one-part tier made of the first p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -288,18 +291,12 @@ def test_the_board_tier_stays_under_its_memory_budget() -> None:
     assert small is not None and small.memory_mb <= 700
 
 
-def socket_nobody_listens_on():  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def socket_nobody_listens_on() -> Iterator[int]:
     """A loopback port that refuses connections (bound, never listening)."""
-    import contextlib
-    import socket
-
-    @contextlib.contextmanager
-    def port():  # type: ignore[no-untyped-def]
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        try:
-            yield s.getsockname()[1]
-        finally:
-            s.close()
-
-    return port()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()
